@@ -1,0 +1,31 @@
+# The two commands: `make demo` and `make test`. Each builds .venv first if needed (torch pinned first).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test bench clean
+
+venv: $(STAMP)
+
+# torch goes in first at exactly 2.13.0 (a CPU build here); any looser order lets pip fetch a CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/curate demo --workdir demo
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks need the ffmpeg CLI as the decode-only peer (installed from Debian's packages if missing).
+bench: venv
+	command -v ffmpeg >/dev/null || (apt-get update -qq && apt-get install -y -qq ffmpeg)
+	$(PY) bench/analysis_bench.py
+
+clean:
+	rm -rf demo .pytest_cache

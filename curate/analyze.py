@@ -1,0 +1,220 @@
+"""The single analysis pass: one low-resolution decode per video feeds scene detection and every sampler.
+
+`analyze_source` turns one source into rows of `schema.SCENE_ROW`: one per scene, or a single row with a
+null `clip_id` when the video failed. It never raises for a bad video: the reason is recorded instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from curate import ids
+from curate.config import Config
+from curate.media import (DecodeStats, FrameScaler, Probe, VideoError, decode_frames, display_rotation,
+                          fit_within, one_line, open_container, probe, rotated_size)
+from curate.scenes import make_detector, make_spans
+from curate.sources import Source, open_binary, read_ends
+
+
+@dataclass
+class PassResult:
+    """What one decode pass collected."""
+
+    num_frames: int = 0
+    frame_times: list[float] = field(default_factory=list)  # seconds from the first frame, + 1 closing entry
+    frame_pts: list[int | None] = field(default_factory=list)
+    cuts: list[int] = field(default_factory=list)
+    rotation: int = 0
+    sample_frames: list[int] = field(default_factory=list)  # frame index of each sample
+    samples: list[bytes] = field(default_factory=list)  # JPEG, upright, at most samples.max_side
+    stats: DecodeStats = field(default_factory=DecodeStats)
+
+
+def analyze_source(source: Source, cfg: Config) -> list[dict]:
+    """Probes, decodes once and splits one video into scene rows (see module docstring)."""
+    info = _empty_info(source)
+    container = None
+    try:
+        target, size = open_binary(source.uri)
+        info["size_bytes"] = size
+        if size == 0:
+            raise VideoError("empty file (0 bytes)")
+        info["video_id"] = ids.video_id(source.uri, ids.content_fingerprint(size, *read_ends(source.uri, size)))
+        container = open_container(target, source.uri)
+        meta = probe(container, max_pixels=cfg.input.max_pixels)
+        _fill_probe(info, meta)
+        result = run_pass(container, meta, cfg)
+        if result.num_frames == 0:
+            reason = result.stats.first_error or result.stats.truncated or "the stream holds no frames"
+            raise VideoError(f"no decodable video frames: {reason}")
+        return _scene_rows(info, meta, result, cfg)
+    except Exception as e:  # noqa: BLE001 - any failure of one video becomes its row, the job goes on
+        info["status"], info["error"] = "failed", one_line(e)
+        return [_failed_row(info)]
+    finally:
+        if container is not None:
+            container.close()
+
+
+def run_pass(container, meta: Probe, cfg: Config) -> PassResult:
+    """Decodes every frame once, pushing each to the cut detector and keeping samples at a fixed rate."""
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    detector = make_detector(cfg.scenes, meta.avg_fps)
+    res = PassResult()
+    detect_scaler = sample_scaler = None
+    next_sample_t = 0.0
+    sample_every = 1.0 / cfg.samples.fps
+    first_pts = None
+    for frame in decode_frames(container, stream, res.stats):
+        if detect_scaler is None:
+            res.rotation = display_rotation(frame)
+            dw, dh = rotated_size(frame.width, frame.height, res.rotation)
+            detect_scaler = FrameScaler(*detector.input_size(dw, dh), res.rotation)
+            sample_scaler = FrameScaler(*fit_within(dw, dh, cfg.samples.max_side), res.rotation)
+        pts = frame.pts
+        if pts is not None and first_pts is None:
+            first_pts = pts
+        if pts is not None:
+            t = float((pts - first_pts) * meta.time_base)
+        else:  # no timestamp: assume the nominal rate after the previous frame
+            t = res.frame_times[-1] + 1.0 / (meta.avg_fps or 25.0) if res.frame_times else 0.0
+        index = res.num_frames
+        res.frame_times.append(t)
+        res.frame_pts.append(pts)
+        detector.push(index, detect_scaler(frame))
+        if t >= next_sample_t - 1e-6:
+            res.sample_frames.append(index)
+            res.samples.append(encode_jpeg(sample_scaler(frame), cfg.samples.jpeg_quality))
+            while next_sample_t <= t + 1e-6:
+                next_sample_t += sample_every
+        res.num_frames += 1
+    if res.num_frames:
+        res.cuts = detector.finish()
+        res.frame_times.append(res.frame_times[-1] + _last_frame_duration(res.frame_times, meta))
+    return res
+
+
+def _last_frame_duration(times: list[float], meta: Probe) -> float:
+    if len(times) >= 2:
+        return float(np.median(np.diff(times[-9:]))) or 1.0 / (meta.avg_fps or 25.0)
+    return 1.0 / (meta.avg_fps or 25.0)
+
+
+def is_variable_rate(times: list[float]) -> bool:
+    """True when frame durations differ by more than 10% of the typical one."""
+    d = np.diff(np.asarray(times[:-1]))
+    if len(d) < 3:
+        return False
+    med = float(np.median(d))
+    return med > 0 and float(d.max() - d.min()) > 0.1 * med
+
+
+def encode_jpeg(bgr: np.ndarray, quality: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise VideoError("JPEG encoding of a sample failed")
+    return buf.tobytes()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """BGR uint8 array from a sample or keyframe JPEG."""
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
+def _keyframe(jpeg: bytes, max_side: int, quality: int) -> bytes:
+    img = decode_jpeg(jpeg)
+    h, w = img.shape[:2]
+    if max(h, w) <= max_side:
+        return jpeg
+    nw, nh = fit_within(w, h, max_side)
+    return encode_jpeg(cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA), quality)
+
+
+def pick_keyframes(span_start: int, span_end: int, sample_frames: list[int], n: int) -> list[int]:
+    """Indices into the sample list for `n` keyframes spread evenly over [span_start, span_end).
+
+    Uses the samples inside the span; a span too short to hold one takes the nearest sample.
+    """
+    inside = [i for i, f in enumerate(sample_frames) if span_start <= f < span_end]
+    if not inside:
+        mid = (span_start + span_end) / 2
+        return [min(range(len(sample_frames)), key=lambda i: abs(sample_frames[i] - mid))]
+    if len(inside) <= n:
+        return inside
+    picks = [inside[int((k + 0.5) * len(inside) / n)] for k in range(n)]
+    return sorted(set(picks))
+
+
+def _scene_rows(info: dict, meta: Probe, res: PassResult, cfg: Config) -> list[dict]:
+    times = res.frame_times
+    info.update(
+        num_frames=res.num_frames,
+        duration_s=times[-1],
+        rotation=res.rotation,
+        is_vfr=is_variable_rate(times),
+        decode_errors=res.stats.errors,
+        status="ok",
+    )
+    info["width"], info["height"] = rotated_size(meta.coded_width, meta.coded_height, res.rotation)
+    if res.stats.errors or res.stats.truncated:
+        damage = []
+        if res.stats.errors:
+            damage.append(f"{res.stats.errors} packets failed to decode ({res.stats.first_error})")
+        if res.stats.truncated:
+            damage.append(f"stream ended early ({res.stats.truncated})")
+        info["warning"] = f"salvaged {res.num_frames} frames; " + "; ".join(damage)
+    spans = make_spans(res.cuts, res.num_frames, times, trim_frames=cfg.scenes.trim_frames,
+                       max_scene_s=cfg.scenes.max_scene_s)
+    info["num_scenes"] = len(spans)
+    rows = []
+    for k, span in enumerate(spans):
+        in_span = [i for i, f in enumerate(res.sample_frames) if span.start <= f < span.end]
+        keys = pick_keyframes(span.start, span.end, res.sample_frames, cfg.samples.keyframes_per_scene)
+        rows.append({
+            "video": info,
+            "clip_id": ids.clip_id(info["video_id"], span.start, span.end),
+            "video_id": info["video_id"],
+            "start_frame": span.start,
+            "end_frame": span.end,
+            "start_s": times[span.start],
+            "end_s": times[span.end],
+            "duration_s": times[span.end] - times[span.start],
+            "num_frames": span.num_frames,
+            "start_pts": res.frame_pts[span.start],
+            "end_pts": res.frame_pts[span.end] if span.end < res.num_frames else None,
+            "scene_index": k,
+            "keyframes": [_keyframe(res.samples[i], cfg.samples.keyframe_max_side, cfg.samples.jpeg_quality)
+                          for i in keys],
+            "keyframe_times": [times[res.sample_frames[i]] for i in keys],
+            "samples": [res.samples[i] for i in in_span],
+            "sample_times": [times[res.sample_frames[i]] for i in in_span],
+        })
+    return rows
+
+
+def _empty_info(source: Source) -> dict:
+    return {
+        "video_id": ids.video_id(source.uri, "unreadable"),
+        "uri": source.uri,
+        "source_meta": source.meta_json,
+        "status": "failed",
+        "num_scenes": 0,
+        "decode_errors": 0,
+    }
+
+
+def _fill_probe(info: dict, meta: Probe) -> None:
+    info.update(
+        container=meta.container, codec=meta.codec, pix_fmt=meta.pix_fmt,
+        width=meta.coded_width, height=meta.coded_height, avg_fps=meta.avg_fps, real_fps=meta.real_fps,
+        duration_s=meta.duration_s, time_base=str(meta.time_base), bit_rate=meta.bit_rate,
+        has_audio=meta.has_audio, audio_codec=meta.audio_codec,
+    )
+
+
+def _failed_row(info: dict) -> dict:
+    return {"video": info, "clip_id": None, "video_id": info["video_id"]}

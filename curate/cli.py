@@ -1,0 +1,119 @@
+"""`curate`: the command line. Every command has a Python twin in `curate.api`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from curate.config import PROFILES, ConfigError
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vidcurate")
+def main() -> None:
+    """Video data curation: scenes, scores, clips and captions as versioned Lance datasets, on Ray Data."""
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="Dataset directory or object-store URI (s3://..., gs://...).")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="YAML file of settings over the embedded defaults (see `curate config`).")
+@click.option("-p", "--profile", type=click.Choice(PROFILES), default=None,
+              help="Models: `default` (real weights) or `tiny` (tiny random models, offline).")
+@click.option("--address", default=None, help="Existing Ray cluster ('auto', 'ray://head:10001'); local if unset.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def run(inputs, output, config_path, profile, address, quiet, as_json):
+    """Curate INPUTS (files, directories, globs, CSV/Parquet manifests) into the dataset at --output.
+
+    Running the same command again resumes: finished videos are skipped, interrupted ones redone.
+    """
+    from curate.api import run as run_job
+
+    try:
+        summary = run_job(list(inputs), output, config=config_path, profile=profile, address=address,
+                          progress=not quiet)
+    except ConfigError as e:
+        _fail(str(e))
+    except ValueError as e:
+        _fail(str(e))
+    click.echo(json.dumps(summary.to_dict(), indent=2, default=str) if as_json else summary.format())
+    click.echo(f"result: {output}  (curate status {output})", err=as_json)
+
+
+@main.command()
+@click.argument("uri")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def status(uri, as_json):
+    """Tables, row counts, versions, tags and recent runs of the dataset at URI."""
+    from curate.api import status as get_status
+
+    try:
+        info = get_status(uri)
+    except FileNotFoundError as e:
+        _fail(str(e), 1)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    click.echo(f"dataset {info['uri']}")
+    for name, t in info["tables"].items():
+        tags = ", ".join(f"{k}=v{v}" for k, v in sorted(t["tags"].items())) or "none"
+        click.echo(f"  {name + '.lance':18} {t['rows']:>8} rows  version {t['version']:>4}  tags: {tags}")
+    for r in info.get("runs", []):
+        click.echo(f"  run {r['run_id']}: {r['status']}, profile {r['model_profile']}, config {r['config_hash']}, "
+                   f"{r['videos_ok']} ok / {r['videos_failed']} failed, {r['kept']} kept, v{r['package_version']}")
+
+
+@main.command("config")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Show this file merged over the defaults (and check it).")
+def show_config(config_path):
+    """Print the embedded defaults (or a checked, merged config) as YAML."""
+    import yaml
+
+    from curate.config import load_config
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as e:
+        _fail(str(e))
+    click.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False), nl=False)
+
+
+@main.command("demo-corpus")
+@click.argument("out_dir")
+def demo_corpus(out_dir):
+    """Write the deterministic demo corpus and its truth.json into OUT_DIR."""
+    from curate.democorpus import make_demo_corpus
+
+    for t in make_demo_corpus(out_dir):
+        click.echo(f"{t.file}: {t.width}x{t.height} {t.fps} fps, {t.num_frames} frames, scenes at {t.scene_starts}")
+
+
+@main.command()
+@click.option("--workdir", default="demo", show_default=True, help="Where the corpus and the dataset go.")
+def demo(workdir):
+    """Make the demo corpus and curate it with the tiny profile (what `make demo` runs)."""
+    from pathlib import Path
+
+    from curate.api import run as run_job
+    from curate.democorpus import make_demo_corpus
+
+    corpus, output = Path(workdir) / "corpus", Path(workdir) / "dataset"
+    click.echo(f"writing demo corpus to {corpus}")
+    make_demo_corpus(corpus)
+    summary = run_job([str(corpus)], str(output), profile="tiny")
+    click.echo(summary.format())
+    click.echo(f"result: {output.resolve()}  (try: curate status {output})")
+
+
+if __name__ == "__main__":
+    main()

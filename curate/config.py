@@ -1,0 +1,312 @@
+"""The job's configuration: typed dataclasses, embedded defaults, YAML overrides, field-named errors.
+
+The dataclass defaults below *are* the embedded defaults: `configs/default.yaml` documents them and a test keeps
+the two in step. A YAML file only needs the fields it changes. Every error names the dotted field that is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROFILES = ("default", "tiny")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range; the message names the field."""
+
+
+@dataclass
+class StageResources:
+    """Ray resources of one stage: the same knobs for every stage.
+
+    `concurrency` is the number of parallel tasks (or actors, for stages that hold a model); `None` lets Ray
+    decide. `batch_size` is the number of rows a call receives; `None` passes each block as it arrives. A
+    number makes Ray Data wait until that many rows are ready, which batches better for models but holds
+    finished work back from the commit.
+    """
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    concurrency: int | None = None
+    batch_size: int | None = None
+
+    def check(self, name: str) -> None:
+        _require(self.num_cpus >= 0, f"{name}.num_cpus", "must be >= 0", self.num_cpus)
+        _require(self.num_gpus >= 0, f"{name}.num_gpus", "must be >= 0", self.num_gpus)
+        _require(self.concurrency is None or self.concurrency >= 1, f"{name}.concurrency", "must be >= 1",
+                 self.concurrency)
+        _require(self.batch_size is None or self.batch_size >= 1, f"{name}.batch_size", "must be >= 1", self.batch_size)
+
+
+@dataclass
+class ResourcesConfig:
+    """Per-stage resources. `analyze` decodes each source once; `encode` is the only second read.
+
+    Stages with identical resources are fused by Ray Data into one task per block (one video), so with the
+    defaults a video goes from decode to its fragments in one worker with no copies between stages, and is
+    committed as soon as it is done. Giving a stage its own resources (GPU scorers, say) makes it a separate
+    operator with its own pool.
+    """
+
+    analyze: StageResources = field(default_factory=StageResources)
+    policy: StageResources = field(default_factory=StageResources)
+    encode: StageResources = field(default_factory=StageResources)
+    write: StageResources = field(default_factory=StageResources)
+
+    def check(self, name: str) -> None:
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).check(f"{name}.{f.name}")
+
+
+@dataclass
+class InputConfig:
+    """How inputs are found and which files are refused before decoding."""
+
+    extensions: list[str] = field(default_factory=lambda: [
+        ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".ogv", ".flv", ".wmv", ".3gp"])
+    # 8192 x 8192: larger frames are refused at probe time rather than exhausting a worker's memory.
+    max_pixels: int = 8192 * 8192
+
+    def check(self, name: str) -> None:
+        _require(all(e.startswith(".") for e in self.extensions), f"{name}.extensions",
+                 "entries must start with '.'", self.extensions)
+        _require(self.max_pixels > 0, f"{name}.max_pixels", "must be > 0", self.max_pixels)
+
+
+@dataclass
+class ScenesConfig:
+    """Scene detection and the spans made from it.
+
+    Detection runs on frames downscaled to `detect_width` (PySceneDetect's own CLI works near 256 px too).
+    `trim_frames` drops frames on each side of a detected cut, where soft transitions bleed; video start and
+    end are not trimmed. Scenes longer than `max_scene_s` are split into equal parts.
+    """
+
+    detector: str = "adaptive"  # adaptive | content | transnetv2
+    detect_width: int = 256
+    min_scene_frames: int = 15  # PySceneDetect's min_scene_len: no two cuts closer than this
+    adaptive_threshold: float = 3.0
+    adaptive_min_content_val: float = 15.0
+    adaptive_window: int = 2
+    content_threshold: float = 27.0
+    transnet_threshold: float = 0.5
+    trim_frames: int = 0
+    max_scene_s: float = 30.0
+
+    def check(self, name: str) -> None:
+        _require(self.detector in ("adaptive", "content", "transnetv2"), f"{name}.detector",
+                 "must be one of adaptive, content, transnetv2", self.detector)
+        _require(32 <= self.detect_width <= 1920, f"{name}.detect_width", "must be in [32, 1920]", self.detect_width)
+        _require(self.min_scene_frames >= 1, f"{name}.min_scene_frames", "must be >= 1", self.min_scene_frames)
+        _require(self.adaptive_window >= 1, f"{name}.adaptive_window", "must be >= 1", self.adaptive_window)
+        _require(0 < self.transnet_threshold < 1, f"{name}.transnet_threshold", "must be in (0, 1)",
+                 self.transnet_threshold)
+        _require(self.trim_frames >= 0, f"{name}.trim_frames", "must be >= 0", self.trim_frames)
+        _require(self.max_scene_s > 0, f"{name}.max_scene_s", "must be > 0", self.max_scene_s)
+
+
+@dataclass
+class SamplesConfig:
+    """Frames kept from the analysis pass for later stages (scoring, motion, overlays, captioning).
+
+    Samples are taken at a fixed rate (the first frame is always one), at most `max_side` pixels on the long
+    side. `keyframes_per_scene` of them are stored as small JPEGs in `candidates.lance`.
+    """
+
+    fps: float = 4.0
+    max_side: int = 448
+    keyframes_per_scene: int = 3
+    keyframe_max_side: int = 320
+    jpeg_quality: int = 85
+
+    def check(self, name: str) -> None:
+        _require(0 < self.fps <= 60, f"{name}.fps", "must be in (0, 60]", self.fps)
+        _require(32 <= self.max_side <= 2048, f"{name}.max_side", "must be in [32, 2048]", self.max_side)
+        _require(1 <= self.keyframes_per_scene <= 16, f"{name}.keyframes_per_scene", "must be in [1, 16]",
+                 self.keyframes_per_scene)
+        _require(32 <= self.keyframe_max_side <= self.max_side, f"{name}.keyframe_max_side",
+                 "must be in [32, samples.max_side]", self.keyframe_max_side)
+        _require(1 <= self.jpeg_quality <= 100, f"{name}.jpeg_quality", "must be in [1, 100]", self.jpeg_quality)
+
+
+@dataclass
+class EncodeConfig:
+    """How kept clips are written into `clips.lance`.
+
+    `reencode` (default) gives frame-accurate H.264 at most `max_short_side` pixels on the short side and
+    `max_fps` (variable-frame-rate sources become constant rate). `copy` remuxes the source packets without
+    re-encoding: fast and lossless, but a clip can only start on a keyframe, so its recorded span is snapped
+    back to the keyframe before the scene start.
+    """
+
+    mode: str = "reencode"  # reencode | copy
+    codec: str = "libx264"
+    crf: int = 20
+    preset: str = "veryfast"
+    max_short_side: int = 720
+    max_fps: float = 30.0
+    # A fixed encoder thread count keeps the bytes identical between runs (resume compares them).
+    threads: int = 2
+
+    def check(self, name: str) -> None:
+        _require(self.mode in ("reencode", "copy"), f"{name}.mode", "must be reencode or copy", self.mode)
+        _require(0 <= self.crf <= 51, f"{name}.crf", "must be in [0, 51]", self.crf)
+        _require(self.max_short_side >= 16, f"{name}.max_short_side", "must be >= 16", self.max_short_side)
+        _require(self.max_fps > 0, f"{name}.max_fps", "must be > 0", self.max_fps)
+        _require(self.threads >= 1, f"{name}.threads", "must be >= 1", self.threads)
+
+
+@dataclass
+class PolicyConfig:
+    """Keep/drop thresholds. Until scorers fill more columns, clips are kept by length alone."""
+
+    min_clip_s: float = 1.0
+    max_clip_s: float = 60.0
+    score_only: bool = False  # keep everything, still record every reason that would apply
+
+    def check(self, name: str) -> None:
+        _require(self.min_clip_s >= 0, f"{name}.min_clip_s", "must be >= 0", self.min_clip_s)
+        _require(self.max_clip_s > self.min_clip_s, f"{name}.max_clip_s", "must be > min_clip_s", self.max_clip_s)
+
+
+@dataclass
+class Config:
+    """Everything a run needs besides its inputs and output URI."""
+
+    profile: str = "default"
+    input: InputConfig = field(default_factory=InputConfig)
+    scenes: ScenesConfig = field(default_factory=ScenesConfig)
+    samples: SamplesConfig = field(default_factory=SamplesConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    # The driver commits written fragments at most this often (and always at the end): a crash loses at most
+    # this much finished work, and fewer commits keep the version list short.
+    commit_interval_s: float = 5.0
+    # Passed to Lance for object-store output URIs (for example {"aws_region": "us-east-1"}).
+    storage_options: dict[str, str] = field(default_factory=dict)
+
+    def check(self) -> Config:
+        _require(self.profile in PROFILES, "profile", f"must be one of {', '.join(PROFILES)}", self.profile)
+        _require(self.commit_interval_s >= 0, "commit_interval_s", "must be >= 0", self.commit_interval_s)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                value.check(f.name)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """A short hash of every setting, recorded with each run."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _require(ok: bool, name: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"config field '{name}' {rule} (got {value!r})")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    """Builds dataclass `cls` from a mapping, naming the dotted field of any unknown key or wrong type."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config field '{prefix or 'root'}' must be a mapping (got {type(data).__name__})")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(f"unknown config field '{where}{unknown[0]}' (known: {', '.join(sorted(known))})")
+    kwargs = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else key
+        kwargs[key] = _coerce(hints[key], value, name)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, name: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, name)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        return _coerce(hint, value, name)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config field '{name}' must be a list (got {value!r})")
+        return [_coerce(args[0], v, f"{name}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config field '{name}' must be a mapping (got {value!r})")
+        return {str(k): str(v) for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config field '{name}' must be true or false (got {value!r})")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config field '{name}' must be an integer (got {value!r})")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config field '{name}' must be a number (got {value!r})")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config field '{name}' must be a string (got {value!r})")
+        return value
+    return value
+
+
+def config_from_dict(data: dict[str, Any] | None) -> Config:
+    """Builds and checks a Config from a (possibly partial) mapping over the embedded defaults."""
+    return _build(Config, data or {}, "").check()
+
+
+def load_config(path: str | Path | None = None, *, profile: str | None = None,
+                overrides: dict[str, Any] | None = None) -> Config:
+    """Loads the embedded defaults, then a YAML file's fields, then `overrides`, then `profile`.
+
+    Raises:
+        ConfigError: the file is missing or not YAML, or a field is unknown, mistyped or out of range.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        data = loaded or {}
+    data = _deep_merge(data, overrides or {})
+    if profile is not None:
+        data["profile"] = profile
+    return config_from_dict(data)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def default_yaml() -> str:
+    """The embedded defaults as YAML (what `curate config` prints and `configs/default.yaml` holds)."""
+    return yaml.safe_dump(Config().to_dict(), sort_keys=False)

@@ -1,0 +1,138 @@
+"""The one place where stages meet Ray Data: the graph, each stage's resources, and the driver's commit loop.
+
+    sources ─▶ analyze ─▶ policy ─▶ encode ─▶ write (fragments) ─▶ driver: commit + videos rows
+
+Execution streams: Ray Data pulls sources as workers free up and applies backpressure between stages, so
+memory stays bounded by the blocks in flight, not by the corpus. Only small fragment descriptions and
+per-video progress reach the driver; clip bytes go from the encode workers straight to storage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from curate.config import Config, StageResources
+from curate.sources import Source
+from curate.stages import AnalyzeStage, EncodeStage, PolicyStage, WriteStage, video_record
+from curate.store import LanceStore
+
+log = logging.getLogger(__name__)
+
+# Packages shipped to a remote cluster's workers with the job (`--address`).
+PACKAGES = ("curate", "filters", "captioner", "train")
+
+
+def init_ray(address: str | None) -> None:
+    """Starts a local Ray (default) or connects to `address` ("auto", "ray://host:10001", ...).
+
+    A remote cluster gets this project's packages through `runtime_env.py_modules`; its workers need the
+    third-party dependencies installed (same image or `pip install vidcurate`).
+    """
+    import importlib
+
+    import ray
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    if ray.is_initialized():
+        return
+    kwargs = dict(include_dashboard=False, ignore_reinit_error=True, logging_level=logging.WARNING)
+    if address:
+        modules = [importlib.import_module(p) for p in PACKAGES]
+        ray.init(address=address, runtime_env={"py_modules": modules}, **kwargs)
+    else:
+        ray.init(**kwargs)
+
+
+def _map(ds, stage, res: StageResources):
+    """Applies a stateless stage as Ray tasks with its configured resources."""
+    import ray.data
+
+    kwargs = dict(batch_size=res.batch_size, batch_format="pyarrow", num_cpus=res.num_cpus)
+    if res.num_gpus:
+        kwargs["num_gpus"] = res.num_gpus
+    if res.concurrency:
+        kwargs["compute"] = ray.data.TaskPoolStrategy(size=res.concurrency)
+    return ds.map_batches(stage, **kwargs)
+
+
+def build_dataset(sources: list[Source], cfg: Config, store: LanceStore, *, run_id: str):
+    """The lazy Ray Dataset of the job; nothing runs until it is iterated."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # the driver shows one bar of finished videos instead
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    items = [{"uri": s.uri, "source_meta": s.meta_json} for s in sources]
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4096)))
+    r = cfg.resources
+    ds = _map(ds, AnalyzeStage(cfg), r.analyze)
+    ds = _map(ds, PolicyStage(cfg), r.policy)
+    ds = _map(ds, EncodeStage(cfg), r.encode)
+    ds = _map(ds, WriteStage(store, run_id=run_id, profile=cfg.profile), r.write)
+    return ds
+
+
+class Committer:
+    """Driver-side commits: fragments as they arrive, then `videos` rows of videos whose scenes are all in."""
+
+    def __init__(self, store: LanceStore, *, run_id: str, profile: str, interval_s: float,
+                 on_video: Callable[[dict], None] | None = None):
+        self.store, self.run_id, self.profile = store, run_id, profile
+        self.interval_s = interval_s
+        self.on_video = on_video
+        self._candidates: list[str] = []
+        self._clips: list[str] = []
+        self._progress: dict[str, dict] = {}
+        self._ready: list[dict] = []
+        self._last = time.monotonic()
+        self.finished: list[dict] = []
+
+    def add(self, row: dict) -> None:
+        self._candidates.extend(row["candidates_fragments"] or [])
+        self._clips.extend(row["clips_fragments"] or [])
+        for text in row["video_progress"] or []:
+            rec = json.loads(text)
+            vid = rec["video"]["video_id"]
+            acc = self._progress.setdefault(vid, {"video": rec["video"], "rows": 0, "kept": 0, "clips": 0,
+                                                   "clips_s": 0.0})
+            for k in ("rows", "kept", "clips", "clips_s"):
+                acc[k] += rec[k]
+            if acc["rows"] >= (acc["video"].get("num_scenes") or 0):
+                self._ready.append(self._progress.pop(vid))
+        if time.monotonic() - self._last >= self.interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commits clips, then candidates, then the rows of finished videos: a crash between leaves no
+        `videos` row, so the next run knows to redo that video."""
+        msg = f"curate run {self.run_id}"
+        self.store.commit_fragments("clips", self._clips, message=msg)
+        self.store.commit_fragments("candidates", self._candidates, message=msg)
+        self._clips, self._candidates = [], []
+        if self._ready:
+            rows = [video_record(p, run_id=self.run_id, profile=self.profile) for p in self._ready]
+            self.store.append_rows("videos", rows)
+            for p, row in zip(self._ready, rows):
+                row["_clips_s"] = p["clips_s"]
+                self.finished.append(row)
+                if self.on_video:
+                    self.on_video(row)
+            self._ready = []
+        self._last = time.monotonic()
+
+    @property
+    def unfinished(self) -> int:
+        return len(self._progress)
+
+
+def execute(ds, committer: Committer) -> None:
+    """Streams the dataset through the committer, committing at the end whatever is left."""
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for row in batch.to_pylist():
+            committer.add(row)
+    committer.flush()
+    if committer.unfinished:
+        log.warning("%d videos did not receive all their scene rows", committer.unfinished)

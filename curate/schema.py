@@ -1,0 +1,158 @@
+"""Arrow schemas of the stored tables and of the rows that flow between stages.
+
+The stored tables follow the storage contract in DESIGN.md. `SCENE_ROW` is what the analysis stage emits:
+one row per detected scene (or one row with a null `clip_id` for a video that failed), carrying its video's
+metadata so that the write stage can produce `videos.lance` without another lookup.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# Lance stores a column with this field metadata out of line, read back lazily with `take_blobs`.
+BLOB_META = {"lance-encoding:blob": "true"}
+
+# Score columns the filters fill. Null until a scorer runs, so thresholds can be added later without rewriting.
+SCORE_FIELDS = [
+    pa.field("aesthetic", pa.float32()),
+    pa.field("sharpness", pa.float32()),
+    pa.field("motion", pa.float32()),
+    pa.field("watermark_prob", pa.float32()),
+]
+
+VIDEO_INFO = pa.struct([
+    pa.field("video_id", pa.string()),
+    pa.field("uri", pa.string()),
+    pa.field("source_meta", pa.string()),  # JSON of a manifest row's extra columns
+    pa.field("size_bytes", pa.int64()),
+    pa.field("container", pa.string()),
+    pa.field("codec", pa.string()),
+    pa.field("pix_fmt", pa.string()),
+    pa.field("width", pa.int32()),  # as displayed, after rotation
+    pa.field("height", pa.int32()),
+    pa.field("rotation", pa.int32()),  # degrees counter-clockwise the frames are turned for display
+    pa.field("avg_fps", pa.float64()),
+    pa.field("real_fps", pa.float64()),  # the stream's base (r_frame_rate) rate
+    pa.field("is_vfr", pa.bool_()),
+    pa.field("duration_s", pa.float64()),
+    pa.field("num_frames", pa.int64()),  # frames actually decoded
+    pa.field("time_base", pa.string()),
+    pa.field("bit_rate", pa.int64()),
+    pa.field("has_audio", pa.bool_()),
+    pa.field("audio_codec", pa.string()),
+    pa.field("status", pa.string()),  # ok | failed
+    pa.field("error", pa.string()),  # one readable line when failed
+    pa.field("warning", pa.string()),  # what was salvaged, when ok but damaged
+    pa.field("decode_errors", pa.int32()),
+    pa.field("num_scenes", pa.int32()),
+])
+
+SPAN_FIELDS = [
+    pa.field("clip_id", pa.string()),
+    pa.field("video_id", pa.string()),
+    pa.field("start_frame", pa.int64()),
+    pa.field("end_frame", pa.int64()),  # exclusive
+    pa.field("start_s", pa.float64()),
+    pa.field("end_s", pa.float64()),
+    pa.field("duration_s", pa.float64()),
+    pa.field("num_frames", pa.int64()),
+]
+
+# One row per scene between stages. `samples` holds the scene's frames at the sample rate (upright JPEGs) for
+# scorers and captioners, so no later stage decodes the source again. They are never stored.
+SCENE_ROW = pa.schema([
+    pa.field("video", VIDEO_INFO),
+    *SPAN_FIELDS,
+    pa.field("start_pts", pa.int64()),  # stream time-base units of the first frame
+    pa.field("end_pts", pa.int64()),  # of the first frame after the span; null at the end of the video
+    pa.field("scene_index", pa.int32()),
+    pa.field("keyframes", pa.list_(pa.binary())),
+    pa.field("keyframe_times", pa.list_(pa.float64())),
+    pa.field("samples", pa.list_(pa.binary())),
+    pa.field("sample_times", pa.list_(pa.float64())),
+    *SCORE_FIELDS,
+    pa.field("keep", pa.bool_()),
+    pa.field("drop_reasons", pa.list_(pa.string())),
+    # Filled by the encode stage for kept scenes.
+    pa.field("clip", pa.binary()),
+    pa.field("clip_width", pa.int32()),
+    pa.field("clip_height", pa.int32()),
+    pa.field("clip_fps", pa.float64()),
+    pa.field("clip_num_frames", pa.int64()),
+    pa.field("clip_duration_s", pa.float64()),
+    pa.field("clip_codec", pa.string()),
+])
+
+RUN_FIELDS = [
+    pa.field("model_profile", pa.string()),
+    pa.field("run_id", pa.string()),
+]
+
+VIDEOS = pa.schema([
+    *[VIDEO_INFO.field(i) for i in range(VIDEO_INFO.num_fields)],
+    pa.field("num_kept", pa.int32()),
+    pa.field("num_clips", pa.int32()),
+    *RUN_FIELDS,
+    pa.field("processed_at", pa.timestamp("ms", tz="UTC")),
+])
+
+CANDIDATES = pa.schema([
+    *SPAN_FIELDS,
+    pa.field("scene_index", pa.int32()),
+    pa.field("keyframes", pa.list_(pa.binary())),  # small JPEGs
+    pa.field("keyframe_times", pa.list_(pa.float64())),
+    *SCORE_FIELDS,
+    pa.field("clip_embedding", pa.list_(pa.float32())),
+    pa.field("keep", pa.bool_()),
+    pa.field("drop_reasons", pa.list_(pa.string())),
+    *RUN_FIELDS,
+])
+
+CLIPS = pa.schema([
+    pa.field("clip_id", pa.string()),
+    pa.field("video_id", pa.string()),
+    pa.field("source_uri", pa.string()),
+    pa.field("start_frame", pa.int64()),
+    pa.field("end_frame", pa.int64()),
+    pa.field("start_s", pa.float64()),
+    pa.field("end_s", pa.float64()),
+    pa.field("video", pa.large_binary(), metadata=BLOB_META),  # the H.264 mp4
+    pa.field("codec", pa.string()),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+    pa.field("fps", pa.float64()),
+    pa.field("num_frames", pa.int64()),
+    pa.field("duration_s", pa.float64()),
+    *SCORE_FIELDS,
+    # Captions (the captioner fills them): dense text, structured fields as JSON, and what made them.
+    pa.field("caption", pa.string()),
+    pa.field("caption_short", pa.string()),
+    pa.field("caption_json", pa.string()),
+    pa.field("caption_status", pa.string()),
+    pa.field("caption_model", pa.string()),
+    pa.field("prompt_id", pa.string()),
+    *RUN_FIELDS,
+])
+
+RUNS = pa.schema([
+    pa.field("run_id", pa.string()),
+    pa.field("started_at", pa.timestamp("ms", tz="UTC")),
+    pa.field("finished_at", pa.timestamp("ms", tz="UTC")),
+    pa.field("status", pa.string()),  # completed | failed
+    pa.field("package_version", pa.string()),
+    pa.field("config_hash", pa.string()),
+    pa.field("config_yaml", pa.string()),
+    pa.field("model_profile", pa.string()),
+    pa.field("inputs", pa.list_(pa.string())),
+    pa.field("videos_seen", pa.int64()),
+    pa.field("videos_skipped", pa.int64()),
+    pa.field("videos_ok", pa.int64()),
+    pa.field("videos_failed", pa.int64()),
+    pa.field("scenes", pa.int64()),
+    pa.field("kept", pa.int64()),
+    pa.field("hours_in", pa.float64()),
+    pa.field("hours_out", pa.float64()),
+    pa.field("wall_s", pa.float64()),
+])
+
+TABLES = {"videos": VIDEOS, "candidates": CANDIDATES, "clips": CLIPS, "runs": RUNS}
