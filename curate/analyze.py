@@ -160,6 +160,9 @@ def _scene_rows(info: dict, meta: Probe, res: PassResult, cfg: Config) -> list[d
         status="ok",
     )
     info["width"], info["height"] = rotated_size(meta.coded_width, meta.coded_height, res.rotation)
+    short = meta.expected_frames - res.num_frames
+    if short > max(2, 0.02 * meta.expected_frames) and not res.stats.truncated:
+        res.stats.truncated = f"decoded {res.num_frames} of the {meta.expected_frames} frames the container lists"
     if res.stats.errors or res.stats.truncated:
         damage = []
         if res.stats.errors:

@@ -35,6 +35,7 @@ class DemoVideo:
     fps: int
     num_frames: int
     scene_starts: list[int]
+    scene_kinds: list[str]  # moving | static | pan | fade | dark
     # Inclusive-exclusive frame ranges with a gradual change that is NOT a cut.
     fades: list[list[int]] = field(default_factory=list)
     pans: list[list[int]] = field(default_factory=list)
@@ -120,11 +121,12 @@ def _add_logo(frame: np.ndarray) -> np.ndarray:
 
 def encode_frames(path: Path, frames: list[np.ndarray], *, codec: str, fps: int | Fraction,
                   pts: list[int] | None = None, time_base: Fraction | None = None, rotation: int = 0,
-                  options: dict[str, str] | None = None) -> None:
+                  options: dict[str, str] | None = None, container_options: dict[str, str] | None = None) -> None:
     """Writes RGB frames with PyAV. `pts` (in `time_base` units) gives variable frame rate when set."""
     h, w = frames[0].shape[:2]
     # bitexact: no random segment ids or dates in Matroska/WebM headers, so the same call gives the same bytes.
-    with av.open(str(path), "w", container_options={"fflags": "+bitexact"}) as out:
+    copts = {"fflags": "+bitexact", **(container_options or {})}
+    with av.open(str(path), "w", container_options=copts) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         opts = {"threads": "1"}  # one thread: identical bytes on every machine
@@ -135,8 +137,8 @@ def encode_frames(path: Path, frames: list[np.ndarray], *, codec: str, fps: int 
         stream.options = {**opts, **(options or {})}
         if codec == "mpeg4":
             stream.bit_rate = 2_000_000
-        if time_base is not None:
-            stream.time_base = time_base
+        if time_base is not None:  # the encoder must count in the same unit, or it regularises the pts
+            stream.time_base = stream.codec_context.time_base = time_base
         if rotation:
             stream.set_display_rotation(rotation)
         for i, rgb in enumerate(frames):
@@ -172,6 +174,7 @@ def make_demo_corpus(out_dir: str | Path) -> list[DemoVideo]:
         encode_frames(out / file, [f[..., ::-1] for f in frames], codec=codec, fps=fps)
         truth.append(DemoVideo(
             file=file, codec=codec, width=w, height=h, fps=fps, num_frames=len(frames), scene_starts=starts,
+            scene_kinds=[k for k, _ in scenes],
             fades=fades, pans=pans, logo=bool(extra.get("logo")), near_black=all(k == "dark" for k, _ in scenes),
             static=all(k == "static" for k, _ in scenes),
         ))

@@ -64,6 +64,7 @@ class Probe:
     real_fps: float
     duration_s: float | None
     time_base: Fraction
+    expected_frames: int  # what the container claims; 0 when it does not say
     bit_rate: int | None
     has_audio: bool
     audio_codec: str | None
@@ -84,8 +85,7 @@ def probe(container: av.container.InputContainer, *, max_pixels: int) -> Probe:
     cc = stream.codec_context
     codec = cc.name if cc is not None else None
     if not codec or codec == "none":
-        tag = getattr(cc, "codec_tag", None) if cc is not None else None
-        raise VideoError(f"unsupported video codec (no decoder for tag {tag!r})")
+        raise VideoError("unsupported video codec: FFmpeg has no decoder for this stream")
     width, height = cc.width, cc.height
     if width <= 0 or height <= 0:
         raise VideoError(f"video stream has no frame size ({codec}, {width}x{height})")
@@ -107,6 +107,7 @@ def probe(container: av.container.InputContainer, *, max_pixels: int) -> Probe:
         real_fps=_rate(stream.base_rate) or avg,
         duration_s=duration,
         time_base=stream.time_base or Fraction(1, 90000),
+        expected_frames=int(stream.frames or 0),
         bit_rate=container.bit_rate or None,
         has_audio=bool(audio),
         audio_codec=audio_codec,

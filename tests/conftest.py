@@ -1,0 +1,54 @@
+"""Shared fixtures: the real test videos, the demo corpus, one Ray per session, one demo dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TESTDATA = REPO.parent / "shared" / "testdata"
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    if not (TESTDATA / "videos" / "bikes.mp4").is_file():
+        pytest.fail(f"real test videos not found at {TESTDATA} (the repo expects ../shared beside it)")
+    return TESTDATA
+
+
+@pytest.fixture(scope="session")
+def bikes_truth(testdata) -> dict:
+    return json.loads((testdata / "videos" / "bikes.cuts.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory) -> Path:
+    from curate.democorpus import make_demo_corpus
+
+    d = tmp_path_factory.mktemp("demo_corpus")
+    make_demo_corpus(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole session: starting it costs seconds and ~3 GB."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(demo_corpus, ray_session, tmp_path_factory):
+    """The demo corpus curated once with the tiny profile: (output dir, summary)."""
+    import curate
+
+    out = tmp_path_factory.mktemp("demo_dataset") / "ds"
+    summary = curate.run([str(demo_corpus)], str(out), profile="tiny", progress=False)
+    return out, summary

@@ -1,0 +1,134 @@
+"""The whole Ray job on the demo corpus and on bad input: tables, schemas, counts, playable clips, versions."""
+
+import io
+
+import av
+import lance
+import pytest
+
+import curate
+from badfiles import make_bad_files
+from curate import ids
+from curate.analyze import decode_jpeg
+from curate.democorpus import load_truth
+from curate.schema import TABLES
+from curate.store import LanceStore
+
+
+def table(out, name, **kw):
+    return lance.dataset(str(out / f"{name}.lance"), **kw).to_table().to_pylist()
+
+
+def test_tables_and_schemas(demo_dataset):
+    out, _ = demo_dataset
+    for name, schema in TABLES.items():
+        stored = lance.dataset(str(out / f"{name}.lance")).schema
+        assert stored.names == schema.names, name
+        for field in schema:
+            if field.metadata and b"lance-encoding:blob" in field.metadata:
+                assert "blob" in str(stored.field(field.name).type)  # stored out of line, read lazily
+            else:
+                assert stored.field(field.name).type == field.type, (name, field.name)
+
+
+def test_rows_match_the_truth(demo_dataset, demo_corpus):
+    out, summary = demo_dataset
+    truth = {t.file: t for t in load_truth(demo_corpus)}
+    videos = {v["uri"].rsplit("/", 1)[1]: v for v in table(out, "videos")}
+    assert set(videos) == set(truth)
+    for name, v in videos.items():
+        t = truth[name]
+        assert v["status"] == "ok" and v["error"] is None
+        assert (v["width"], v["height"], v["num_frames"]) == (t.width, t.height, t.num_frames)
+        assert v["avg_fps"] == pytest.approx(t.fps)
+        assert v["num_scenes"] == len(t.scene_starts)
+        assert v["model_profile"] == "tiny" and v["run_id"] == summary.run_id
+    cands = table(out, "candidates")
+    assert len(cands) == sum(len(t.scene_starts) for t in truth.values()) == summary.scenes
+    by_video = {v["video_id"]: n for n, v in videos.items()}
+    for c in cands:
+        assert c["clip_id"] == ids.clip_id(c["video_id"], c["start_frame"], c["end_frame"])
+        assert c["start_frame"] in truth[by_video[c["video_id"]]].scene_starts
+        assert 1 <= len(c["keyframes"]) <= 3
+        assert decode_jpeg(c["keyframes"][0]).shape[2] == 3
+        short = by_video[c["video_id"]] == "short_mpeg4.avi"
+        assert c["keep"] is (not short)
+        assert c["drop_reasons"] == (["too_short"] if short else [])
+    assert len({c["clip_id"] for c in cands}) == len(cands)
+
+
+def test_clips_are_playable_and_the_right_length(demo_dataset):
+    out, summary = demo_dataset
+    ds = lance.dataset(str(out / "clips.lance"))
+    rows = ds.to_table(columns=["clip_id", "num_frames", "fps", "width", "height", "duration_s", "start_s",
+                                "end_s"]).to_pylist()
+    kept = [c for c in table(out, "candidates") if c["keep"]]
+    assert len(rows) == len(kept) == summary.kept == summary.clips
+    blobs = ds.take_blobs("video", indices=list(range(len(rows))))
+    for row, blob in zip(rows, blobs):
+        with av.open(io.BytesIO(blob.read())) as c:
+            stream = c.streams.video[0]
+            frames = list(c.decode(stream))
+            assert stream.codec_context.name == "h264"
+        assert len(frames) == row["num_frames"]
+        assert (frames[0].width, frames[0].height) == (row["width"], row["height"])
+        assert min(row["width"], row["height"]) <= 720 and row["fps"] <= 30
+        assert row["duration_s"] == pytest.approx(row["end_s"] - row["start_s"], abs=1.5 / row["fps"])
+
+
+def test_run_record_tags_and_time_travel(demo_dataset):
+    out, summary = demo_dataset
+    runs = table(out, "runs")
+    assert runs[-1]["run_id"] == summary.run_id and runs[-1]["status"] == "completed"
+    assert len(runs[-1]["config_hash"]) == 16 and runs[-1]["package_version"]
+    info = curate.status(str(out))
+    for name in ("videos", "candidates", "clips"):
+        assert info["tables"][name]["tags"][summary.tag] == summary.versions[name]
+        tagged = lance.dataset(str(out / f"{name}.lance"), version=summary.tag)
+        assert tagged.count_rows() == info["tables"][name]["rows"]
+        assert lance.dataset(str(out / f"{name}.lance"), version=1).count_rows() == 0  # created empty
+
+
+def test_rerun_skips_finished_videos(demo_dataset, demo_corpus):
+    out, first = demo_dataset
+    before = {n: lance.dataset(str(out / f"{n}.lance")).count_rows() for n in ("videos", "candidates", "clips")}
+    again = curate.run([str(demo_corpus)], str(out), profile="tiny", progress=False)
+    assert again.videos_skipped == 7 and again.videos_ok == 0
+    after = {n: lance.dataset(str(out / f"{n}.lance")).count_rows() for n in before}
+    assert after == before
+
+
+def test_bad_inputs_through_the_job(tmp_path, ray_session):
+    files = make_bad_files(tmp_path / "bad")
+    inputs = [str(p) for k, p in files.items() if k != "directory"]
+    summary = curate.run(inputs, str(tmp_path / "out"), profile="tiny", progress=False)
+    videos = {v["uri"].rsplit("/", 1)[1]: v for v in table(tmp_path / "out", "videos")}
+    assert len(videos) == len(inputs)
+    failed = {n for n, v in videos.items() if v["status"] == "failed"}
+    assert failed == {"zero_byte.mp4", "text_named.mp4", "truncated.mp4", "audio_only.mp4",
+                      "unsupported_codec.avi", "huge.mp4", "missing.mp4"}
+    assert all(videos[n]["error"] for n in failed)
+    assert summary.videos_failed == len(failed) and summary.videos_ok == len(inputs) - len(failed)
+    clips = lance.dataset(str(tmp_path / "out" / "clips.lance")).to_table(
+        columns=["source_uri", "width", "height"]).to_pylist()
+    rotated = [c for c in clips if c["source_uri"].endswith("rotated.mp4")]
+    assert rotated and (rotated[0]["width"], rotated[0]["height"]) == (96, 160)
+    assert any(c["source_uri"].endswith("vfr.mkv") for c in clips)
+    assert any(c["source_uri"].endswith("corrupt_middle.mp4") for c in clips)
+
+
+def test_store_removes_rows_of_unfinished_videos(tmp_path):
+    import pyarrow as pa
+
+    from curate.schema import CANDIDATES
+
+    store = LanceStore(str(tmp_path / "ds"))
+    store.ensure_tables()
+    rows = [{"clip_id": f"c{i}", "video_id": vid, "keep": True} for i, vid in enumerate(["done", "cut", "cut"])]
+    store.commit_fragments("candidates", store.write_fragments("candidates", pa.Table.from_pylist(rows, CANDIDATES)),
+                           message="t")
+    store.append_rows("videos", [{"video_id": "done", "uri": "/x.mp4", "status": "ok"}])
+    assert store.drop_unfinished() == 1
+    left = store.open("candidates").to_table(columns=["video_id"]).column("video_id").to_pylist()
+    assert left == ["done"]
+    assert store.finished_uris() == {"/x.mp4"}

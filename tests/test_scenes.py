@@ -1,0 +1,97 @@
+"""Scene detection against ground truth: the real bikes/bunny videos and the demo corpus."""
+
+import pytest
+
+from curate.analyze import analyze_source
+from curate.config import Config
+from curate.democorpus import load_truth
+from curate.scenes import make_spans
+from curate.sources import Source
+
+
+def starts(path, detector="adaptive", **scenes):
+    cfg = Config()
+    cfg.scenes.detector = detector
+    for k, v in scenes.items():
+        setattr(cfg.scenes, k, v)
+    rows = analyze_source(Source(str(path)), cfg)
+    assert rows[0]["video"]["status"] == "ok", rows[0]["video"].get("error")
+    return [r["start_frame"] for r in rows], rows
+
+
+@pytest.mark.parametrize("detector", ["adaptive", "content", "transnetv2"])
+def test_bikes_scene_starts_exact(testdata, bikes_truth, detector):
+    found, rows = starts(testdata / "videos" / "bikes.mp4", detector)
+    assert found == bikes_truth["scene_starts"] == [0, 30, 76, 137, 187, 242]
+    # Spans tile the video exactly, with timestamps from the stream (25 fps).
+    assert [r["end_frame"] for r in rows] == [30, 76, 137, 187, 242, 250]
+    assert rows[1]["start_s"] == pytest.approx(30 / 25)
+    assert rows[-1]["end_s"] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("detector", ["adaptive", "content"])
+def test_bigbuckbunny_is_one_scene(testdata, detector):
+    found, rows = starts(testdata / "videos" / "bigbuckbunny.mp4", detector)
+    assert found == [0]
+    assert rows[0]["num_frames"] == 132
+
+
+def test_demo_corpus_cuts_within_one_frame_and_no_false_cuts(demo_corpus):
+    for truth in load_truth(demo_corpus):
+        found, rows = starts(demo_corpus / truth.file)
+        assert rows[0]["video"]["num_frames"] == truth.num_frames, truth.file
+        assert len(found) == len(truth.scene_starts), (truth.file, found, truth.scene_starts)
+        for f, t in zip(found, truth.scene_starts):
+            assert abs(f - t) <= 1, (truth.file, found, truth.scene_starts)
+        inner = [f for f in found if f > 0]
+        for a, b in truth.fades + truth.pans:
+            assert not [c for c in inner if a < c < b - 1], (truth.file, "false cut inside fade/pan", found)
+
+
+def test_demo_truth_covers_what_the_issue_lists(demo_corpus):
+    truth = load_truth(demo_corpus)
+    assert any(len(t.scene_starts) > 1 for t in truth)
+    assert any(t.fades for t in truth) and any(t.pans for t in truth)
+    assert any(t.logo for t in truth) and any(t.near_black for t in truth)
+    kinds = {k for t in truth for k in t.scene_kinds}
+    assert {"moving", "static", "pan", "fade", "dark"} <= kinds
+    assert len({(t.width, t.height) for t in truth}) >= 4
+    assert len({t.fps for t in truth}) >= 4
+    assert len({t.file.rsplit(".", 1)[1] for t in truth}) >= 4
+    assert any(t.num_frames / t.fps < Config().policy.min_clip_s for t in truth)
+
+
+CFR = [i / 25 for i in range(101)]  # 100 frames + closing time
+
+
+@pytest.mark.parametrize("cuts, trim, max_s, expected", [
+    ([], 0, 30.0, [(0, 100)]),
+    ([40], 0, 30.0, [(0, 40), (40, 100)]),
+    ([40], 2, 30.0, [(0, 38), (42, 100)]),  # trimmed at the cut only, not at the video's ends
+    ([40, 41], 1, 30.0, [(0, 39), (42, 100)]),  # a span trimmed to nothing disappears
+    ([], 0, 1.0, [(0, 25), (25, 50), (50, 75), (75, 100)]),  # 4 s split into 1 s parts
+    ([], 0, 1.5, [(0, 34), (34, 67), (67, 100)]),  # equal parts, never longer than max
+    ([0, 100, 150], 0, 30.0, [(0, 100)]),  # out-of-range cuts ignored
+])
+def test_spans(cuts, trim, max_s, expected):
+    spans = make_spans(cuts, 100, CFR, trim_frames=trim, max_scene_s=max_s)
+    assert [(s.start, s.end) for s in spans] == expected
+    for s in spans:
+        assert CFR[s.end] - CFR[s.start] <= max_s + 1e-9
+
+
+def test_split_uses_timestamps_for_variable_frame_rate():
+    times = [0.0]
+    for i in range(60):  # 20 ms and 60 ms frames alternating: 2.4 s
+        times.append(times[-1] + (0.02 if i % 2 == 0 else 0.06))
+    spans = make_spans([], 60, times, trim_frames=0, max_scene_s=1.2)
+    assert len(spans) == 2
+    durations = [times[s.end] - times[s.start] for s in spans]
+    assert all(d <= 1.2 + 1e-9 for d in durations)
+    assert durations[0] == pytest.approx(1.2, abs=0.07)
+
+
+def test_long_scene_split_in_a_real_video(testdata):
+    found, rows = starts(testdata / "videos" / "bigbuckbunny.mp4", max_scene_s=2.0)
+    assert found == [0, 44, 88]  # 132 frames at 25 fps = 5.28 s -> three 1.76 s parts
+    assert all(r["duration_s"] <= 2.0 for r in rows)
