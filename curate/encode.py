@@ -8,13 +8,14 @@ a source: one open per video, one seek per clip.
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 
 import av
 
-from curate.media import (DecodeStats, FrameScaler, VideoError, decode_frames, one_line, open_container,
-                          rotated_size)
+from curate.media import (DecodeStats, FrameScaler, VideoError, decode_frames, display_rotation, one_line,
+                          open_container, rotated_size)
 from curate.sources import open_binary
 
 
@@ -82,32 +83,28 @@ def encode_video_clips(uri: str, requests: list[ClipRequest], *, is_vfr: bool, a
     return results
 
 
+def _decoded(container, stream):
+    return (f for f in decode_frames(container, stream, DecodeStats()) if f.pts is not None)
+
+
 def _frames_in_span(container, req: ClipRequest):
     """Decoded frames with start_pts <= pts < end_pts, after one backward seek."""
     stream = container.streams.video[0]
+    frames = _decoded(container, stream)
     if req.start_pts is not None:
         container.seek(req.start_pts, stream=stream, backward=True, any_frame=False)
-    landed = False
-    for frame in decode_frames(container, stream, DecodeStats()):
-        if frame.pts is None:
-            continue
-        if not landed:
-            landed = True
-            if req.start_pts is not None and frame.pts > req.start_pts:
-                # The demuxer seeked past the start (imprecise index): read from the beginning instead.
-                container.seek(0, stream=stream, backward=True, any_frame=False)
-                yield from _frames_in_span_from_start(container, stream, req)
-                return
-        if req.start_pts is not None and frame.pts < req.start_pts:
-            continue
-        if req.end_pts is not None and frame.pts >= req.end_pts:
+        frames = _decoded(container, stream)
+        first = next(frames, None)
+        if first is None:
             return
-        yield frame
-
-
-def _frames_in_span_from_start(container, stream, req: ClipRequest):
-    for frame in decode_frames(container, stream, DecodeStats()):
-        if frame.pts is None or (req.start_pts is not None and frame.pts < req.start_pts):
+        if first.pts > req.start_pts:
+            # The demuxer seeked past the start (an imprecise index): read from the beginning instead.
+            container.seek(0, stream=stream, backward=True, any_frame=False)
+            frames = _decoded(container, stream)
+        else:
+            frames = itertools.chain([first], frames)
+    for frame in frames:
+        if req.start_pts is not None and frame.pts < req.start_pts:
             continue
         if req.end_pts is not None and frame.pts >= req.end_pts:
             return
@@ -128,7 +125,7 @@ def _reencode_clip(container, req: ClipRequest, *, is_vfr: bool, avg_fps: float,
     def emit(frame):
         nonlocal stream, scaler, written
         if stream is None:
-            rot = int(round((frame.rotation or 0) / 90.0)) % 4 * 90
+            rot = display_rotation(frame)
             dw, dh = rotated_size(frame.width, frame.height, rot)
             w, h = output_size(dw, dh, cfg.max_short_side)
             stream = out.add_stream(cfg.codec, rate=rate)
