@@ -81,6 +81,9 @@ SCENE_ROW = pa.schema([
     pa.field("clip_num_frames", pa.int64()),
     pa.field("clip_duration_s", pa.float64()),
     pa.field("clip_codec", pa.string()),
+    # Stream copy starts on the keyframe at or before the scene: where the clip really begins.
+    pa.field("clip_start_frame", pa.int64()),
+    pa.field("clip_start_s", pa.float64()),
 ])
 
 RUN_FIELDS = [

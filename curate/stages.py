@@ -148,10 +148,12 @@ class WriteStage(Stage):
 
 def clip_record(row: dict, stamp: dict) -> dict:
     """A `clips.lance` row from an encoded scene row."""
+    copied_from_keyframe = row.get("clip_start_frame") is not None
     return {
         "clip_id": row["clip_id"], "video_id": row["video_id"], "source_uri": row["video"]["uri"],
-        "start_frame": row.get("clip_start_frame", row["start_frame"]), "end_frame": row["end_frame"],
-        "start_s": row.get("clip_start_s", row["start_s"]), "end_s": row["end_s"],
+        "start_frame": row["clip_start_frame"] if copied_from_keyframe else row["start_frame"],
+        "end_frame": row["end_frame"],
+        "start_s": row["clip_start_s"] if copied_from_keyframe else row["start_s"], "end_s": row["end_s"],
         "video": row["clip"], "codec": row["clip_codec"], "width": row["clip_width"],
         "height": row["clip_height"], "fps": row["clip_fps"], "num_frames": row["clip_num_frames"],
         "duration_s": row["clip_duration_s"], **{f.name: row.get(f.name) for f in SCORE_FIELDS}, **stamp,

@@ -132,3 +132,22 @@ def test_store_removes_rows_of_unfinished_videos(tmp_path):
     left = store.open("candidates").to_table(columns=["video_id"]).column("video_id").to_pylist()
     assert left == ["done"]
     assert store.finished_uris() == {"/x.mp4"}
+
+
+def test_stream_copy_records_where_clips_really_start(testdata, tmp_path, ray_session):
+    from curate.config import Config
+
+    cfg = Config(profile="tiny")
+    cfg.encode.mode = "copy"
+    cfg.scenes.max_scene_s = 2.0  # splits bigbuckbunny mid-GOP, so copies must start on an earlier keyframe
+    curate.run([str(testdata / "videos" / "bigbuckbunny.mp4")], str(tmp_path / "o"), config=cfg, progress=False)
+    cands = {c["clip_id"]: c for c in table(tmp_path / "o", "candidates")}
+    clips = table(tmp_path / "o", "clips")
+    assert len(clips) == len(cands) == 3
+    assert any(c["start_frame"] < cands[c["clip_id"]]["start_frame"] for c in clips)
+    blobs = lance.dataset(str(tmp_path / "o" / "clips.lance")).take_blobs("video", indices=[0, 1, 2])
+    for c, blob in zip(clips, blobs):
+        assert c["start_frame"] <= cands[c["clip_id"]]["start_frame"]
+        assert c["num_frames"] == c["end_frame"] - c["start_frame"]
+        with av.open(io.BytesIO(blob.read())) as f:
+            assert sum(1 for _ in f.decode(video=0)) == c["num_frames"]

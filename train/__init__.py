@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The bundled DiT + VAE trainer over `clips.lance` (issue 6). Not built yet."""
