@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
+from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
@@ -36,7 +37,16 @@ def is_remote(uri: str) -> bool:
 
 
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
-    """The pyarrow filesystem and path for a local path or URI (s3://, gs://, abfs://, hdfs://, file://)."""
+    """The pyarrow filesystem and path for a local path or URI (s3://, gs://, abfs://, hdfs://, file://).
+
+    For s3:// URIs, `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` (an S3-compatible store such as MinIO) are
+    honoured as boto3 and Lance honour them; pyarrow's own S3 client ignores them.
+    """
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if uri.startswith("s3://") and "?" not in uri and endpoint:
+        parsed = urlparse(endpoint)
+        fs = pafs.S3FileSystem(endpoint_override=parsed.netloc or parsed.path, scheme=parsed.scheme or "https")
+        return fs, uri[len("s3://"):]
     if is_remote(uri) or uri.startswith("file://"):
         return pafs.FileSystem.from_uri(uri)
     return pafs.LocalFileSystem(), os.path.abspath(uri)
