@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 import secrets
 import sys
 import time
@@ -57,10 +58,13 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
 
     started = time.monotonic()
     started_at = datetime.now(timezone.utc)
-    cfg = config if isinstance(config, Config) else load_config(config, profile=profile)
-    if isinstance(config, Config) and profile is not None:
-        cfg.profile = profile
+    if isinstance(config, Config):
+        cfg = copy.deepcopy(config)  # the caller's object stays as it was
+        if profile is not None:
+            cfg.profile = profile
         cfg.check()
+    else:
+        cfg = load_config(config, profile=profile)
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)
     sources = expand_inputs(inputs, extensions=cfg.input.extensions)
     if not sources:
@@ -116,7 +120,6 @@ def _tally(summary: RunSummary, rows: list[dict]) -> None:
 
 
 def _run_row(summary: RunSummary, cfg: Config, inputs: list[str], started_at: datetime, status: str) -> dict:
-    from curate.config import default_yaml  # noqa: F401  (same dumper as the defaults)
     import yaml
 
     return {
