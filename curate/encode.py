@@ -26,7 +26,6 @@ class ClipRequest:
     end_pts: int | None  # None: to the end of the stream
     start_s: float
     end_s: float
-    num_frames: int
 
 
 @dataclass

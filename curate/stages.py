@@ -92,8 +92,8 @@ class EncodeStage(Stage):
                 by_video[row["video_id"]].append(row)
         for video_rows in by_video.values():
             info = video_rows[0]["video"]
-            requests = [ClipRequest(r["clip_id"], r["start_pts"], r["end_pts"], r["start_s"], r["end_s"],
-                                    r["num_frames"]) for r in video_rows]
+            requests = [ClipRequest(r["clip_id"], r["start_pts"], r["end_pts"], r["start_s"], r["end_s"])
+                        for r in video_rows]
             try:
                 results = encode_video_clips(info["uri"], requests, is_vfr=bool(info.get("is_vfr")),
                                              avg_fps=info.get("avg_fps") or 0.0, cfg=self.cfg.encode)

@@ -9,6 +9,7 @@ relies on: rows of videos without one are removed before a re-run redoes them.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from typing import Any
 
@@ -47,8 +48,6 @@ class LanceStore:
     def exists(self, name: str) -> bool:
         uri = self.table_uri(name)
         if not is_remote(uri):
-            import os
-
             return os.path.isdir(os.path.join(uri, "_versions"))
         try:
             lance.dataset(uri, storage_options=self.storage_options)

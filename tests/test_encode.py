@@ -24,8 +24,7 @@ def encode(path, rows, **encode_cfg):
     for k, v in encode_cfg.items():
         setattr(cfg.encode, k, v)
     info = rows[0]["video"]
-    reqs = [ClipRequest(r["clip_id"], r["start_pts"], r["end_pts"], r["start_s"], r["end_s"], r["num_frames"])
-            for r in rows]
+    reqs = [ClipRequest(r["clip_id"], r["start_pts"], r["end_pts"], r["start_s"], r["end_s"]) for r in rows]
     return encode_video_clips(str(path), reqs, is_vfr=info["is_vfr"], avg_fps=info["avg_fps"], cfg=cfg.encode)
 
 
