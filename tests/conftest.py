@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# No weights can be downloaded on these machines: make hub lookups fail at once instead of retrying.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TESTDATA = REPO.parent / "shared" / "testdata"
 
 
