@@ -65,11 +65,11 @@ def scenedetect_cli(path: Path) -> list[int]:
 
 
 def make_1080p(path: Path, frames: int = 150) -> Path:
-    from curate.democorpus import _scene_frames, encode_frames
+    from curate.democorpus import scene_frames, encode_frames
 
     if not path.exists():
         rng = np.random.default_rng(7)
-        clip = _scene_frames("moving", frames // 2, 1920, 1080, rng) + _scene_frames("pan", frames // 2, 1920,
+        clip = scene_frames("moving", frames // 2, 1920, 1080, rng) + scene_frames("pan", frames // 2, 1920,
                                                                                      1080, rng)
         encode_frames(path, [f[..., ::-1] for f in clip], codec="libx264", fps=30)
     return path

@@ -44,7 +44,7 @@ class DemoVideo:
     static: bool = False
 
 
-# (file, codec, w, h, fps, scenes) where each scene is (kind, frames); kinds are drawn by `_scene_frames`.
+# (file, codec, w, h, fps, scenes) where each scene is (kind, frames); kinds are drawn by `scene_frames`.
 CORPUS = [
     ("cuts_h264.mp4", "libx264", 640, 360, 25, [("moving", 40), ("moving", 50), ("static", 60)]),
     ("pan_logo_h264.mp4", "libx264", 1280, 720, 30, [("pan", 90)], {"logo": True}),
@@ -56,7 +56,7 @@ CORPUS = [
 ]
 
 
-def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def procedural_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A smooth colourful field with blobs and fine grain: enough structure for detectors and encoders."""
     base = rng.uniform(30, 225, size=(3,))
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -72,15 +72,15 @@ def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _scene_frames(kind: str, n: int, w: int, h: int, rng: np.random.Generator) -> list[np.ndarray]:
+def scene_frames(kind: str, n: int, w: int, h: int, rng: np.random.Generator) -> list[np.ndarray]:
     if kind == "pan":
         # A window sliding at constant speed across a wide picture: camera pan, no cut.
-        wide = _texture(rng, h, w * 2)
+        wide = procedural_texture(rng, h, w * 2)
         step = w / max(n - 1, 1)
         return [np.ascontiguousarray(wide[:, int(i * step):int(i * step) + w]) for i in range(n)]
     if kind == "dark":
         return [np.clip(rng.normal(6, 2, size=(h, w, 3)), 0, 255).astype(np.uint8) for _ in range(n)]
-    bg = _texture(rng, h, w)
+    bg = procedural_texture(rng, h, w)
     if kind == "static":
         return [bg.copy() for _ in range(n)]
     if kind == "fade":
@@ -168,7 +168,7 @@ def make_demo_corpus(out_dir: str | Path) -> list[DemoVideo]:
                 fades.append([len(frames) + n // 4, len(frames) + 3 * n // 4])
             if kind == "pan":
                 pans.append([len(frames), len(frames) + n])
-            frames.extend(_scene_frames(kind, n, w, h, rng))
+            frames.extend(scene_frames(kind, n, w, h, rng))
         if extra.get("logo"):
             frames = [_add_logo(f) for f in frames]
         encode_frames(out / file, [f[..., ::-1] for f in frames], codec=codec, fps=fps)
