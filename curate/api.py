@@ -53,6 +53,7 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
     Raises:
         ConfigError: a bad config field (named in the message).
         ValueError: no input videos were found.
+        WeightsError: a model's weights are missing or cannot be downloaded (the message says how to get them).
     """
     from curate.pipeline import Committer, build_dataset, execute, init_ray
 
@@ -70,6 +71,10 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
     if not sources:
         raise ValueError(f"no input videos found in {', '.join(inputs)} (extensions: {' '.join(cfg.input.extensions)})")
 
+    if cfg.scoring.aesthetic.enabled:  # fail before any work if the weights cannot be had
+        from filters.aesthetic import preflight, spec_from_config
+
+        preflight(spec_from_config(cfg.scoring.aesthetic, cfg.profile))
     store = LanceStore(output, cfg.storage_options)
     store.ensure_tables()
     summary = RunSummary(run_id=new_run_id(), output=output, videos_seen=len(sources))

@@ -41,9 +41,7 @@ def run(inputs, output, config_path, profile, address, quiet, as_json):
     try:
         summary = run_job(list(inputs), output, config=config_path, profile=profile, address=address,
                           progress=not quiet)
-    except ConfigError as e:
-        _fail(str(e))
-    except ValueError as e:
+    except (ConfigError, ValueError, FileNotFoundError) as e:  # WeightsError is a FileNotFoundError
         _fail(str(e))
     click.echo(json.dumps(summary.to_dict(), indent=2, default=str) if as_json else summary.format())
     click.echo(f"result: {output}  (curate status {output})", err=as_json)

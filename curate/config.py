@@ -37,12 +37,15 @@ class StageResources:
     num_gpus: float = 0.0
     concurrency: int | None = None
     batch_size: int | None = None
+    memory_gb: float | None = None  # logical memory Ray reserves per task/actor (a model's footprint)
 
     def check(self, name: str) -> None:
         _require(self.num_cpus >= 0, f"{name}.num_cpus", "must be >= 0", self.num_cpus)
         _require(self.num_gpus >= 0, f"{name}.num_gpus", "must be >= 0", self.num_gpus)
         _require(self.concurrency is None or self.concurrency >= 1, f"{name}.concurrency", "must be >= 1",
                  self.concurrency)
+        _require(self.memory_gb is None or self.memory_gb > 0, f"{name}.memory_gb", "must be > 0",
+                 self.memory_gb)
         _require(self.batch_size is None or self.batch_size >= 1, f"{name}.batch_size", "must be >= 1", self.batch_size)
 
 
@@ -57,6 +60,11 @@ class ResourcesConfig:
     """
 
     analyze: StageResources = field(default_factory=StageResources)
+    score: StageResources = field(default_factory=StageResources)
+    # A model stage: an actor pool (model loaded once per actor) that batches rows for the encoder. Its memory
+    # reservation also keeps Ray from fusing the CPU stages into it (which would run them in its pool alone).
+    aesthetic: StageResources = field(default_factory=lambda: StageResources(concurrency=1, batch_size=16,
+                                                                             memory_gb=2.0))
     policy: StageResources = field(default_factory=StageResources)
     encode: StageResources = field(default_factory=StageResources)
     write: StageResources = field(default_factory=StageResources)
@@ -165,16 +173,73 @@ class EncodeConfig:
 
 
 @dataclass
+class AestheticConfig:
+    """The aesthetic scorer: an open_clip image tower and a LAION head (see filters/aesthetic.py).
+
+    `clip_pretrained` is an open_clip tag (downloaded on first use) or a checkpoint path; `head_path` a path or
+    URL. The `tiny` profile ignores both and builds tiny random models. `device: auto` uses a GPU actor pool
+    when the Ray cluster has GPUs, CPU actors otherwise.
+    """
+
+    enabled: bool = True
+    clip_model: str = "ViT-L-14"
+    clip_pretrained: str = "openai"
+    head: str = "improved"  # improved | linear
+    head_path: str = ("https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/"
+                      "sac+logos+ava1-l14-linearMSE.pth")
+    reduce: str = "mean"  # mean | min over the clip's keyframes
+    device: str = "auto"  # auto | cpu | cuda
+
+    def check(self, name: str) -> None:
+        _require(self.head in ("improved", "linear"), f"{name}.head", "must be improved or linear", self.head)
+        _require(self.reduce in ("mean", "min"), f"{name}.reduce", "must be mean or min", self.reduce)
+        _require(self.device in ("auto", "cpu", "cuda"), f"{name}.device", "must be auto, cpu or cuda",
+                 self.device)
+
+
+@dataclass
+class ScoringConfig:
+    """Which scorers run. All read the analysis pass's samples; none opens the video again."""
+
+    aesthetic: AestheticConfig = field(default_factory=AestheticConfig)
+    quality: bool = True
+    motion: bool = True
+    watermark: bool = True
+
+    def check(self, name: str) -> None:
+        self.aesthetic.check(f"{name}.aesthetic")
+
+
+@dataclass
 class PolicyConfig:
-    """Keep/drop thresholds. Until scorers fill more columns, clips are kept by length alone."""
+    """Keep/drop thresholds over stored scores; `null` switches a threshold off.
+
+    Every reason that applies is recorded, so `curate refilter` can move thresholds later without decoding or
+    scoring again. Under the `tiny` profile `min_aesthetic` defaults to off (random weights give meaningless
+    aesthetic scores) unless a config sets it.
+    """
 
     min_clip_s: float = 1.0
     max_clip_s: float = 60.0
+    min_aesthetic: float | None = 4.5
+    min_motion: float | None = 0.002  # diagonals/s: below this the clip is a still
+    max_motion: float | None = None
+    max_jitter: float | None = None
+    max_watermark_prob: float | None = 0.5
+    min_sharpness: float | None = None
+    max_dark_fraction: float | None = 0.9
+    max_bright_fraction: float | None = 0.9
+    max_blank_fraction: float | None = 0.5
+    max_frozen_fraction: float | None = None
     score_only: bool = False  # keep everything, still record every reason that would apply
 
     def check(self, name: str) -> None:
         _require(self.min_clip_s >= 0, f"{name}.min_clip_s", "must be >= 0", self.min_clip_s)
         _require(self.max_clip_s > self.min_clip_s, f"{name}.max_clip_s", "must be > min_clip_s", self.max_clip_s)
+        for f in ("max_watermark_prob", "max_dark_fraction", "max_bright_fraction", "max_blank_fraction",
+                  "max_frozen_fraction"):
+            v = getattr(self, f)
+            _require(v is None or 0 <= v <= 1, f"{name}.{f}", "must be in [0, 1] or null", v)
 
 
 @dataclass
@@ -186,6 +251,7 @@ class Config:
     scenes: ScenesConfig = field(default_factory=ScenesConfig)
     samples: SamplesConfig = field(default_factory=SamplesConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     # The driver commits written fragments at most this often (and always at the end): a crash loses at most
@@ -272,7 +338,11 @@ def _coerce(hint: Any, value: Any, name: str) -> Any:
 
 def config_from_dict(data: dict[str, Any] | None) -> Config:
     """Builds and checks a Config from a (possibly partial) mapping over the embedded defaults."""
-    return _build(Config, data or {}, "").check()
+    data = data or {}
+    cfg = _build(Config, data, "")
+    if cfg.profile == "tiny" and "min_aesthetic" not in (data.get("policy") or {}):
+        cfg.policy.min_aesthetic = None  # random tiny weights: their aesthetic scores mean nothing
+    return cfg.check()
 
 
 def load_config(path: str | Path | None = None, *, profile: str | None = None,

@@ -1,6 +1,8 @@
 """The one place where stages meet Ray Data: the graph, each stage's resources, and the driver's commit loop.
 
-    sources ─▶ analyze ─▶ policy ─▶ encode ─▶ write (fragments) ─▶ driver: commit + videos rows
+    sources ─▶ analyze ─▶ score ─▶ aesthetic ─▶ policy ─▶ encode ─▶ write (fragments) ─▶ driver: commit
+               (one decode; CPU scorers      (actor pool,  (kept only)
+                fused in the same task)       GPU if any)
 
 Execution streams: Ray Data pulls sources as workers free up and applies backpressure between stages, so
 memory stays bounded by the blocks in flight, not by the corpus. Only small fragment descriptions and
@@ -16,7 +18,8 @@ from collections.abc import Callable
 
 from curate.config import Config, StageResources
 from curate.sources import Source
-from curate.stages import AnalyzeStage, EncodeStage, PolicyStage, WriteStage, video_record
+from curate.stages import (AestheticStage, AnalyzeStage, EncodeStage, PolicyStage, ScoreStage, WriteStage,
+                           video_record)
 from curate.store import LanceStore
 
 log = logging.getLogger(__name__)
@@ -46,16 +49,47 @@ def init_ray(address: str | None) -> None:
         ray.init(**kwargs)
 
 
+def _resource_args(res: StageResources) -> dict:
+    args = dict(batch_size=res.batch_size, batch_format="pyarrow", num_cpus=res.num_cpus)
+    if res.memory_gb:
+        args["memory"] = int(res.memory_gb * 2**30)
+    return args
+
+
 def _map(ds, stage, res: StageResources):
     """Applies a stateless stage as Ray tasks with its configured resources."""
     import ray.data
 
-    kwargs = dict(batch_size=res.batch_size, batch_format="pyarrow", num_cpus=res.num_cpus)
+    kwargs = _resource_args(res)
     if res.num_gpus:
         kwargs["num_gpus"] = res.num_gpus
     if res.concurrency:
         kwargs["compute"] = ray.data.TaskPoolStrategy(size=res.concurrency)
     return ds.map_batches(stage, **kwargs)
+
+
+def _map_actors(ds, stage_cls, res: StageResources, *, fn_constructor_kwargs: dict, num_gpus: float):
+    """Applies a model stage as an actor pool: the model loads once per actor, in the constructor."""
+    import ray.data
+
+    kwargs = dict(**_resource_args(res), compute=ray.data.ActorPoolStrategy(size=res.concurrency or 1),
+                  fn_constructor_kwargs=fn_constructor_kwargs)
+    if num_gpus:
+        kwargs["num_gpus"] = num_gpus
+    return ds.map_batches(stage_cls, **kwargs)
+
+
+def aesthetic_gpus(cfg: Config) -> float:
+    """GPUs per aesthetic actor: as configured, else one when `device: auto` finds GPUs in the cluster."""
+    import ray
+
+    a = cfg.scoring.aesthetic
+    if cfg.resources.aesthetic.num_gpus or a.device == "cpu":
+        return cfg.resources.aesthetic.num_gpus
+    has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+    if a.device == "cuda" and not has_gpu:
+        raise ValueError("scoring.aesthetic.device is cuda but the Ray cluster has no GPUs")
+    return 1.0 if has_gpu else 0.0
 
 
 def build_dataset(sources: list[Source], cfg: Config, store: LanceStore, *, run_id: str):
@@ -69,6 +103,11 @@ def build_dataset(sources: list[Source], cfg: Config, store: LanceStore, *, run_
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4096)))
     r = cfg.resources
     ds = _map(ds, AnalyzeStage(cfg), r.analyze)
+    ds = _map(ds, ScoreStage(cfg), r.score)
+    if cfg.scoring.aesthetic.enabled:
+        gpus = aesthetic_gpus(cfg)
+        ds = _map_actors(ds, AestheticStage, r.aesthetic, num_gpus=gpus,
+                         fn_constructor_kwargs={"cfg": cfg, "device": "cuda" if gpus else "cpu"})
     ds = _map(ds, PolicyStage(cfg), r.policy)
     ds = _map(ds, EncodeStage(cfg), r.encode)
     ds = _map(ds, WriteStage(store, run_id=run_id, profile=cfg.profile), r.write)

@@ -12,12 +12,24 @@ import pyarrow as pa
 # Lance stores a column with this field metadata out of line, read back lazily with `take_blobs`.
 BLOB_META = {"lance-encoding:blob": "true"}
 
-# Score columns the filters fill. Null until a scorer runs, so thresholds can be added later without rewriting.
+# Score columns the filters fill (null where a scorer is off), kept for every scene so thresholds can change
+# later without decoding or scoring again. Units: see filters/quality.py, motion.py, watermark.py, aesthetic.py.
 SCORE_FIELDS = [
     pa.field("aesthetic", pa.float32()),
-    pa.field("sharpness", pa.float32()),
-    pa.field("motion", pa.float32()),
+    pa.field("aesthetic_model", pa.string()),  # encoder + head, or the tiny profile's
+    pa.field("sharpness", pa.float32()),  # variance of the Laplacian of luma, on the samples
+    pa.field("dark_fraction", pa.float32()),
+    pa.field("bright_fraction", pa.float32()),
+    pa.field("blank_fraction", pa.float32()),
+    pa.field("frozen_fraction", pa.float32()),
+    pa.field("content_box", pa.list_(pa.float32())),  # [x0, y0, x1, y1] inside letterbox/pillarbox bars
+    pa.field("motion", pa.float32()),  # mean optical-flow magnitude, frame diagonals per second
+    pa.field("motion_p95", pa.float32()),
+    pa.field("moving_fraction", pa.float32()),
+    pa.field("camera_motion", pa.string()),  # static | pan_left | pan_right | tilt_up | tilt_down | zoom_* | mixed
+    pa.field("jitter", pa.float32()),
     pa.field("watermark_prob", pa.float32()),
+    pa.field("watermark_box", pa.list_(pa.float32())),  # [x0, y0, x1, y1] fractions, when likely
 ]
 
 VIDEO_INFO = pa.struct([
@@ -71,6 +83,7 @@ SCENE_ROW = pa.schema([
     pa.field("samples", pa.list_(pa.binary())),
     pa.field("sample_times", pa.list_(pa.float64())),
     *SCORE_FIELDS,
+    pa.field("clip_embedding", pa.list_(pa.float32())),
     pa.field("keep", pa.bool_()),
     pa.field("drop_reasons", pa.list_(pa.string())),
     # Filled by the encode stage for kept scenes.
@@ -101,6 +114,8 @@ VIDEOS = pa.schema([
 
 CANDIDATES = pa.schema([
     *SPAN_FIELDS,
+    pa.field("start_pts", pa.int64()),  # the span in stream units, so `curate refilter` can encode exactly
+    pa.field("end_pts", pa.int64()),
     pa.field("scene_index", pa.int32()),
     pa.field("keyframes", pa.list_(pa.binary())),  # small JPEGs
     pa.field("keyframe_times", pa.list_(pa.float64())),

@@ -61,6 +61,69 @@ class AnalyzeStage(Stage):
         return out
 
 
+def _sample_frames(row: dict) -> list:
+    from curate.analyze import decode_jpeg
+
+    return [decode_jpeg(b) for b in row.get("samples") or []]
+
+
+class ScoreStage(Stage):
+    """The weight-free scorers (quality, motion, overlays) on each scene's samples, decoded once per row."""
+
+    name = "score"
+    input_columns = ("clip_id", "samples", "sample_times")
+
+    def __init__(self, cfg: Config):
+        from filters.watermark import OverlayDetector
+
+        self.scoring = cfg.scoring
+        self.overlays = OverlayDetector()
+
+    def process(self, rows: list[dict]) -> list[dict]:
+        from filters.motion import motion_scores
+        from filters.quality import quality_scores
+
+        for row in rows:
+            if row.get("clip_id") is None:
+                continue
+            frames = _sample_frames(row)
+            if self.scoring.quality:
+                row.update(quality_scores(frames))
+            if self.scoring.motion:
+                row.update(motion_scores(frames, row.get("sample_times") or []))
+            if self.scoring.watermark:
+                row.update(self.overlays(frames))
+        return rows
+
+
+class AestheticStage(Stage):
+    """CLIP embedding and aesthetic score per scene from its keyframes. A model stage: Ray runs it as an actor
+    pool and the model loads once per actor, here in the constructor."""
+
+    name = "aesthetic"
+    input_columns = ("clip_id", "keyframes")
+
+    def __init__(self, cfg: Config, device: str | None = None):
+        from filters.aesthetic import AestheticScorer, spec_from_config
+
+        self.scorer = AestheticScorer(spec_from_config(cfg.scoring.aesthetic, cfg.profile), device=device)
+        self.scorer.setup()
+
+    def process(self, rows: list[dict]) -> list[dict]:
+        import cv2
+        from PIL import Image
+
+        from curate.analyze import decode_jpeg
+
+        scored = [r for r in rows if r.get("clip_id") is not None]
+        clips = [[Image.fromarray(cv2.cvtColor(decode_jpeg(k), cv2.COLOR_BGR2RGB)) for k in r.get("keyframes") or []]
+                 for r in scored]
+        scores, embeddings = self.scorer(clips) if clips else ([], [])
+        for row, score, emb in zip(scored, scores, embeddings):
+            row.update(aesthetic=score, clip_embedding=emb, aesthetic_model=self.scorer.spec.name)
+        return rows
+
+
 class PolicyStage(Stage):
     """Keep/drop from the scores present (today: length)."""
 

@@ -211,3 +211,43 @@ class AestheticScorer:
             embeddings.append((mean / (np.linalg.norm(mean) or 1.0)).astype(np.float32).tolist())
             i += n
         return scores, embeddings
+
+
+def spec_from_config(aesthetic_cfg, profile: str) -> AestheticSpec:
+    """The spec for the config's `scoring.aesthetic` section under `profile`."""
+    return AestheticSpec(clip_model=aesthetic_cfg.clip_model, clip_pretrained=aesthetic_cfg.clip_pretrained,
+                         head=aesthetic_cfg.head, head_path=aesthetic_cfg.head_path, reduce=aesthetic_cfg.reduce,
+                         tiny=profile == "tiny")
+
+
+def preflight(spec: AestheticSpec) -> None:
+    """Makes sure the weights can be had before a job starts (downloads them once into the caches).
+
+    Raises:
+        WeightsError: what is missing and how to get it.
+    """
+    if spec.tiny:
+        return
+    resolve_weight(spec.head_path, what=f"aesthetic head weights ({spec.head})",
+                   how="set scoring.aesthetic.head_path to the head's .pth file, or run with --profile tiny")
+    pretrained = spec.clip_pretrained
+    if os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".pth", ".safetensors")):
+        resolve_weight(pretrained, what="open_clip checkpoint",
+                       how="set scoring.aesthetic.clip_pretrained to an existing file")
+        return
+    from curate.compat import ensure_torchvision
+
+    ensure_torchvision()
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(spec.clip_model, pretrained)
+    if not cfg:
+        raise WeightsError(f"open_clip has no weights '{pretrained}' for {spec.clip_model} "
+                           f"(see open_clip.list_pretrained())")
+    try:
+        open_clip.download_pretrained(cfg)
+    except Exception as e:  # noqa: BLE001 - hub, HTTP and file errors alike
+        raise WeightsError(
+            f"cannot get open_clip {spec.clip_model} weights '{pretrained}' ({type(e).__name__}). Without network "
+            "access, download the checkpoint elsewhere and set scoring.aesthetic.clip_pretrained to its path, "
+            "or run with --profile tiny") from None

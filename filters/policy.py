@@ -1,44 +1,67 @@
 """The keep/drop policy: thresholds over stored scores, `keep` plus every reason that applies.
 
-Reasons are short codes (`too_short`, `too_long`, ...) so that notebooks can group and count them; every scene
-is kept in `candidates.lance` whatever the decision, so thresholds can change later without decoding again.
+Reasons are short codes so that notebooks can group and count them. Every scene stays in `candidates.lance`
+whatever the decision, so thresholds can change later (`curate refilter`) without decoding or scoring again. A
+threshold set to None is off; a score that is missing (its scorer was off, or too few samples) decides nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+
+# (score column, "min" or "max", threshold field, reason): a scene fails when below a min or above a max.
+RULES = [
+    ("duration_s", "min", "min_clip_s", "too_short"),
+    ("duration_s", "max", "max_clip_s", "too_long"),
+    ("aesthetic", "min", "min_aesthetic", "low_aesthetic"),
+    ("motion", "min", "min_motion", "static"),
+    ("motion", "max", "max_motion", "too_much_motion"),
+    ("jitter", "max", "max_jitter", "shaky"),
+    ("watermark_prob", "max", "max_watermark_prob", "watermark"),
+    ("sharpness", "min", "min_sharpness", "blurry"),
+    ("dark_fraction", "max", "max_dark_fraction", "too_dark"),
+    ("bright_fraction", "max", "max_bright_fraction", "too_bright"),
+    ("blank_fraction", "max", "max_blank_fraction", "blank"),
+    ("frozen_fraction", "max", "max_frozen_fraction", "frozen"),
+]
+REASONS = [r[3] for r in RULES]
 
 
 @dataclass(frozen=True)
 class KeepPolicy:
-    """Decides `keep` and `drop_reasons` for scene rows.
+    """Decides `keep` and `drop_reasons` for scene rows. Fields mirror the config's `policy` section."""
 
-    Args:
-        min_clip_s: scenes shorter than this are dropped (`too_short`).
-        max_clip_s: scenes longer than this are dropped (`too_long`).
-        score_only: keep everything, still listing the reasons that would have dropped it.
-    """
-
-    min_clip_s: float = 1.0
-    max_clip_s: float = 60.0
-    score_only: bool = False
+    min_clip_s: float | None = 1.0
+    max_clip_s: float | None = 60.0
+    min_aesthetic: float | None = None
+    min_motion: float | None = None
+    max_motion: float | None = None
+    max_jitter: float | None = None
+    max_watermark_prob: float | None = None
+    min_sharpness: float | None = None
+    max_dark_fraction: float | None = None
+    max_bright_fraction: float | None = None
+    max_blank_fraction: float | None = None
+    max_frozen_fraction: float | None = None
+    score_only: bool = False  # keep everything, still listing the reasons that would have dropped it
 
     #: Columns read and written, for the job wiring.
-    inputs = ("duration_s",)
+    inputs = tuple(dict.fromkeys(r[0] for r in RULES))
     outputs = ("keep", "drop_reasons")
 
     @classmethod
     def from_config(cls, policy_cfg) -> KeepPolicy:
-        return cls(min_clip_s=policy_cfg.min_clip_s, max_clip_s=policy_cfg.max_clip_s,
-                   score_only=policy_cfg.score_only)
+        return cls(**{f.name: getattr(policy_cfg, f.name) for f in dataclasses.fields(cls)})
 
     def reasons(self, row: dict) -> list[str]:
         out = []
-        duration = row.get("duration_s")
-        if duration is not None and duration < self.min_clip_s:
-            out.append("too_short")
-        if duration is not None and duration > self.max_clip_s:
-            out.append("too_long")
+        for column, kind, threshold_field, reason in RULES:
+            threshold, value = getattr(self, threshold_field), row.get(column)
+            if threshold is None or value is None:
+                continue
+            if (kind == "min" and value < threshold) or (kind == "max" and value > threshold):
+                out.append(reason)
         return out
 
     def __call__(self, rows: list[dict]) -> list[dict]:

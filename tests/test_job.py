@@ -13,6 +13,7 @@ from curate.analyze import decode_jpeg
 from curate.democorpus import load_truth
 from curate.schema import TABLES
 from curate.store import LanceStore
+from filters.motion import LABELS
 
 
 def table(out, name, **kw):
@@ -51,9 +52,18 @@ def test_rows_match_the_truth(demo_dataset, demo_corpus):
         assert c["start_frame"] in truth[by_video[c["video_id"]]].scene_starts
         assert 1 <= len(c["keyframes"]) <= 3
         assert decode_jpeg(c["keyframes"][0]).shape[2] == 3
-        short = by_video[c["video_id"]] == "short_mpeg4.avi"
-        assert c["keep"] is (not short)
-        assert c["drop_reasons"] == (["too_short"] if short else [])
+        assert c["keep"] is (not c["drop_reasons"])
+        assert c["model_profile"] == "tiny" and "tiny" in c["aesthetic_model"]
+        assert c["sharpness"] is not None and c["camera_motion"] in LABELS
+        assert len(c["clip_embedding"]) == 64  # the tiny open_clip's width
+    reasons = {(by_video[c["video_id"]], c["start_frame"]): set(c["drop_reasons"]) for c in cands}
+    assert "too_short" in reasons[("short_mpeg4.avi", 0)]
+    assert "too_dark" in reasons[("dark_h264.mkv", 0)]
+    assert "watermark" in reasons[("pan_logo_h264.mp4", 0)]  # the logo over a pan
+    assert "static" in reasons[("cuts_h264.mp4", 90)]  # the still third scene
+    assert reasons[("fast_cuts_60fps.mkv", 70)] == set()  # a clean pan is kept
+    labels = {(by_video[c["video_id"]], c["start_frame"]): c["camera_motion"] for c in cands}
+    assert labels[("pan_logo_h264.mp4", 0)] == labels[("fast_cuts_60fps.mkv", 70)] == "pan_right"
     assert len({c["clip_id"] for c in cands}) == len(cands)
 
 
@@ -100,8 +110,12 @@ def test_rerun_skips_finished_videos(demo_dataset, demo_corpus):
 
 def test_bad_inputs_through_the_job(tmp_path, ray_session):
     files = make_bad_files(tmp_path / "bad")
+    from curate.config import load_config
+
     inputs = [str(p) for k, p in files.items() if k != "directory"]
-    summary = curate.run(inputs, str(tmp_path / "out"), profile="tiny", progress=False)
+    # Score-only: this test is about bad input, not the policy (the files' fixed marker reads as an overlay).
+    cfg = load_config(profile="tiny", overrides={"policy": {"score_only": True}})
+    summary = curate.run(inputs, str(tmp_path / "out"), config=cfg, progress=False)
     videos = {v["uri"].rsplit("/", 1)[1]: v for v in table(tmp_path / "out", "videos")}
     assert len(videos) == len(inputs)
     failed = {n for n, v in videos.items() if v["status"] == "failed"}
@@ -135,11 +149,11 @@ def test_store_removes_rows_of_unfinished_videos(tmp_path):
 
 
 def test_stream_copy_records_where_clips_really_start(testdata, tmp_path, ray_session):
-    from curate.config import Config
+    from curate.config import load_config
 
-    cfg = Config(profile="tiny")
-    cfg.encode.mode = "copy"
-    cfg.scenes.max_scene_s = 2.0  # splits bigbuckbunny mid-GOP, so copies must start on an earlier keyframe
+    # Splits bigbuckbunny mid-GOP, so copies must start on an earlier keyframe; keep every part.
+    cfg = load_config(profile="tiny", overrides={"encode": {"mode": "copy"}, "scenes": {"max_scene_s": 2.0},
+                                                 "policy": {"score_only": True}})
     curate.run([str(testdata / "videos" / "bigbuckbunny.mp4")], str(tmp_path / "o"), config=cfg, progress=False)
     cands = {c["clip_id"]: c for c in table(tmp_path / "o", "candidates")}
     clips = table(tmp_path / "o", "clips")

@@ -43,7 +43,10 @@ def s3(tmp_path_factory):
         server.wait(timeout=30)
 
 
-def test_job_reads_and_writes_object_storage(s3, demo_corpus, testdata):
+def test_job_reads_and_writes_object_storage(s3, demo_corpus, testdata, tmp_path):
+    by_length = tmp_path / "by_length.yaml"  # only length decides, so the counts below are exact
+    by_length.write_text("policy: {min_motion: null, max_watermark_prob: null, max_dark_fraction: null,\n"
+                              "         max_bright_fraction: null, max_blank_fraction: null}\n")
     fs, env = s3
     for name in ("cuts_h264.mp4", "short_mpeg4.avi"):
         with fs.open_output_stream(f"raw/videos/{name}") as f:
@@ -54,7 +57,7 @@ def test_job_reads_and_writes_object_storage(s3, demo_corpus, testdata):
         f.write(b"not a video")
 
     cmd = [sys.executable, "-m", "curate.cli", "run", "s3://raw/videos", "-o", "s3://curated/v1", "-p", "tiny",
-           "--quiet"]
+           "--quiet", "-c", str(by_length)]
     proc = subprocess.run(cmd, env={**os.environ, **env, "RAY_AUTH_MODE": "disabled"}, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
