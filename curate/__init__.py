@@ -5,13 +5,14 @@ The Python API mirrors the CLI:
     import curate
     summary = curate.run(["videos/"], "out/", profile="tiny")
     curate.status("out/")
+    curate.refilter("out/", config="stricter.yaml")
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["run", "status", "load_config", "Config", "ConfigError", "make_demo_corpus"]
+__all__ = ["run", "status", "refilter", "load_config", "Config", "ConfigError", "make_demo_corpus"]
 
 
 def __getattr__(name: str) -> Any:
@@ -24,6 +25,10 @@ def __getattr__(name: str) -> Any:
         from curate import config
 
         return getattr(config, name)
+    if name == "refilter":
+        from curate.refiltering import refilter
+
+        return refilter
     if name == "make_demo_corpus":
         from curate.democorpus import make_demo_corpus
 

@@ -70,6 +70,28 @@ def status(uri, as_json):
                    f"{r['videos_ok']} ok / {r['videos_failed']} failed, {r['kept']} kept, v{r['package_version']}")
 
 
+@main.command()
+@click.argument("uri")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), required=True,
+              help="YAML with the new `policy:` thresholds (other sections: encode settings for new clips).")
+@click.option("-p", "--profile", type=click.Choice(PROFILES), default=None, help="Profile the config applies under.")
+@click.option("--address", default=None, help="Ray cluster for encoding newly kept clips; local if unset.")
+@click.option("--dry-run", is_flag=True, help="Only say what would change.")
+def refilter(uri, config_path, profile, address, dry_run):
+    """Apply new thresholds to the stored scores of URI: no decoding or scoring again.
+
+    Clips that become kept are encoded, clips that become dropped are removed, and the result is a new tagged
+    version of every table.
+    """
+    from curate.refiltering import refilter as run_refilter
+
+    try:
+        summary = run_refilter(uri, config=config_path, profile=profile, address=address, dry_run=dry_run)
+    except (ConfigError, FileNotFoundError) as e:
+        _fail(str(e), 1 if isinstance(e, FileNotFoundError) else 2)
+    click.echo(summary.format())
+
+
 @main.command("config")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Show this file merged over the defaults (and check it).")

@@ -183,8 +183,9 @@ class WriteStage(Stage):
     input_columns = tuple(SCENE_ROW.names)
     output_schema = COMMIT_ROW
 
-    def __init__(self, store: LanceStore, *, run_id: str, profile: str):
+    def __init__(self, store: LanceStore, *, run_id: str, profile: str, candidates: bool = True):
         self.store, self.run_id, self.profile = store, run_id, profile
+        self.candidates = candidates  # False: clips only (refilter updates candidates itself)
 
     def process(self, rows: list[dict]) -> list[dict]:
         stamp = {"run_id": self.run_id, "model_profile": self.profile}
@@ -203,7 +204,8 @@ class WriteStage(Stage):
                 rec["clips_s"] += row["clip_duration_s"] or 0.0
                 clips.append(clip_record(row, stamp))
         return [{
-            "candidates_fragments": self.store.write_fragments("candidates", _table(candidates, CANDIDATES)),
+            "candidates_fragments": (self.store.write_fragments("candidates", _table(candidates, CANDIDATES))
+                                     if self.candidates else []),
             "clips_fragments": self.store.write_fragments("clips", _table(clips, CLIPS)),
             "video_progress": [json.dumps(p, default=str) for p in progress.values()],
         }]
