@@ -31,13 +31,15 @@ def quality_scores(frames: list[np.ndarray]) -> dict:
         return {"sharpness": None, "dark_fraction": None, "bright_fraction": None, "blank_fraction": None,
                 "frozen_fraction": None, "content_box": None}
     grays = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]
-    sharp = [float(cv2.Laplacian(g, cv2.CV_32F).var()) for g in grays]
-    diffs = [float(np.abs(a.astype(np.int16) - b).mean()) for a, b in zip(grays, grays[1:])]
+    n = grays[0].size
+    # OpenCV's reductions: several times faster than numpy's on these small frames.
+    sharp = [cv2.meanStdDev(cv2.Laplacian(g, cv2.CV_32F))[1][0, 0] ** 2 for g in grays]
+    diffs = [cv2.norm(a, b, cv2.NORM_L1) / n for a, b in zip(grays, grays[1:])]
     return {
         "sharpness": float(np.mean(sharp)),
-        "dark_fraction": float(np.mean([(g < DARK).mean() for g in grays])),
-        "bright_fraction": float(np.mean([(g > BRIGHT).mean() for g in grays])),
-        "blank_fraction": float(np.mean([g.std() < BLANK_STD for g in grays])),
+        "dark_fraction": float(np.mean([np.count_nonzero(g < DARK) / n for g in grays])),
+        "bright_fraction": float(np.mean([np.count_nonzero(g > BRIGHT) / n for g in grays])),
+        "blank_fraction": float(np.mean([cv2.meanStdDev(g)[1][0, 0] < BLANK_STD for g in grays])),
         "frozen_fraction": float(np.mean([d < FROZEN_DIFF for d in diffs])) if diffs else 0.0,
         "content_box": content_box(grays),
     }

@@ -53,10 +53,11 @@ def overlay_evidence(frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     (gradient mostly horizontal, mostly vertical)."""
     h, w = frames[0].shape[:2]
     size = (WIDTH, max(8, int(round(h * WIDTH / w))))
-    grays = np.stack([cv2.cvtColor(cv2.resize(f, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    # Linear is enough for the mild downscale from the samples' 448 px, and much cheaper than area.
+    grays = np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), size, interpolation=cv2.INTER_LINEAR)
                       for f in frames])
     # Near-uniform frames (the black middle of a fade, a flash) show neither edges nor content: leave them out.
-    grays = grays[grays.std(axis=(1, 2)) >= MIN_SPREAD]
+    grays = grays[[cv2.meanStdDev(g)[1][0, 0] >= MIN_SPREAD for g in grays]]
     if len(grays) < 3:
         empty = np.zeros(grays.shape[1:] if len(grays) else (size[1], size[0]), np.float32)
         return empty, empty
