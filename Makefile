@@ -26,6 +26,7 @@ test: venv
 bench: venv
 	command -v ffmpeg >/dev/null || (apt-get update -qq && apt-get install -y -qq ffmpeg)
 	$(PY) bench/analysis_bench.py
+	$(PY) bench/scoring_bench.py
 
 clean:
 	rm -rf demo .pytest_cache
