@@ -92,6 +92,74 @@ def refilter(uri, config_path, profile, address, dry_run):
     click.echo(summary.format())
 
 
+@main.command()
+@click.argument("uri")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def versions(uri, as_json):
+    """Every table's versions with their time, row count and tags (run ids are tags `run-<id>`)."""
+    from curate.store import LanceStore
+    from curate.versions import list_versions
+
+    info = list_versions(LanceStore(uri))
+    if not info:
+        _fail(f"no curated dataset at {uri}", 1)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    for name, vs in info.items():
+        click.echo(f"{name}.lance")
+        for v in vs:
+            tags = f"  [{', '.join(v['tags'])}]" if v["tags"] else ""
+            click.echo(f"  v{v['version']:<4} {v['timestamp']:%Y-%m-%d %H:%M:%S}  {v['rows']:>8} rows{tags}")
+
+
+@main.command("tag")
+@click.argument("uri")
+@click.argument("name")
+@click.option("--version", "at", default=None,
+              help="A tag, or a clips.lance version number (other tables as of that commit). Default: latest.")
+def tag_cmd(uri, name, at):
+    """Tag the dataset at URI (every table) as NAME, to read it back later by that name."""
+    from curate.store import LanceStore
+    from curate.versions import tag
+
+    try:
+        tagged = tag(LanceStore(uri), name, at=at)
+    except ValueError as e:
+        _fail(str(e), 1)
+    click.echo(f"tagged {name}: " + ", ".join(f"{k}=v{v}" for k, v in tagged.items()))
+
+
+@main.command("diff")
+@click.argument("uri")
+@click.argument("a")
+@click.argument("b")
+def diff_cmd(uri, a, b):
+    """Clips added and removed between versions A and B (tags or clips.lance numbers), and why."""
+    from curate.store import LanceStore
+    from curate.versions import diff
+
+    try:
+        click.echo(diff(LanceStore(uri), a, b).format())
+    except ValueError as e:
+        _fail(str(e), 1)
+
+
+@main.command()
+@click.argument("uri")
+@click.option("--older-than-days", type=float, default=7.0, show_default=True,
+              help="Only versions older than this are removed.")
+def cleanup(uri, older_than_days):
+    """Remove untagged old versions (and the files only they use). Tagged versions stay readable."""
+    from datetime import timedelta
+
+    from curate.store import LanceStore
+    from curate.versions import cleanup as run_cleanup
+
+    removed = run_cleanup(LanceStore(uri), older_than=timedelta(days=older_than_days))
+    click.echo("removed versions: " + ", ".join(f"{k}={v}" for k, v in removed.items()))
+
+
 @main.command("config")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Show this file merged over the defaults (and check it).")

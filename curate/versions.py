@@ -1,0 +1,152 @@
+"""Dataset versions: list them, tag them, diff two of them, clean up untagged ones.
+
+A dataset version is the set of its tables' versions. A tag names each table at its own version (every run
+tags `run-<id>`); a plain number N means the dataset while `clips.lance` was at version N: every other table at
+its latest version committed before clips.lance moved on to N+1 (a job commits clips first, then candidates
+and videos, so those belong with the clips version before them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from curate.schema import TABLES
+from curate.store import LanceStore
+
+
+def list_versions(store: LanceStore) -> dict[str, list[dict]]:
+    """table -> [{version, timestamp, rows, tags}] oldest first."""
+    out = {}
+    for name in TABLES:
+        ds = store.open(name)
+        if ds is None:
+            continue
+        tags: dict[int, list[str]] = {}
+        for tag, info in ds.tags.list().items():
+            tags.setdefault(info["version"], []).append(tag)
+        out[name] = [{"version": v["version"], "timestamp": v["timestamp"],
+                      "rows": int(v["metadata"].get("total_rows", 0)), "tags": sorted(tags.get(v["version"], []))}
+                     for v in ds.versions()]
+    return out
+
+
+def resolve(store: LanceStore, ref: str | int) -> dict[str, int]:
+    """table -> version for a tag name or a `clips.lance` version number (see module docstring).
+
+    Raises:
+        ValueError: the tag or version does not exist.
+    """
+    if isinstance(ref, str) and not ref.isdigit():
+        found = {}
+        for name in TABLES:
+            ds = store.open(name)
+            tags = ds.tags.list() if ds is not None else {}
+            if ref in tags:
+                found[name] = tags[ref]["version"]
+        if not found:
+            raise ValueError(f"no tag {ref!r} in {store.uri} (see `curate versions`)")
+        return found
+    number = int(ref)
+    versions = list_versions(store)
+    clips = {v["version"]: v for v in versions.get("clips", [])}
+    if number not in clips:
+        raise ValueError(f"clips.lance has no version {number} (it has {min(clips)}..{max(clips)})")
+    following = [v["timestamp"] for n, v in clips.items() if n > number]
+    until = min(following) if following else None
+    found = {"clips": number}
+    for name, vs in versions.items():
+        if name != "clips":
+            before = [v["version"] for v in vs if until is None or v["timestamp"] < until]
+            found[name] = before[-1] if before else vs[0]["version"]
+    return found
+
+
+def tag(store: LanceStore, name: str, *, at: str | int | None = None) -> dict[str, int]:
+    """Tags every table at the versions `at` resolves to (the latest ones when None); returns them."""
+    targets = resolve(store, at) if at is not None else {n: store.open(n).version for n in TABLES if store.exists(n)}
+    for table, version in targets.items():
+        ds = store.open(table)
+        if name in ds.tags.list():
+            ds.tags.update(name, version)
+        else:
+            ds.tags.create(name, version)
+    return targets
+
+
+@dataclass
+class Diff:
+    """Clips added and removed between two versions, each with why."""
+
+    a: str
+    b: str
+    added: list[tuple[str, str]] = field(default_factory=list)  # (clip_id, why)
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    captions_changed: list[str] = field(default_factory=list)
+
+    def format(self) -> str:
+        lines = [f"{self.a} -> {self.b}: +{len(self.added)} clips, -{len(self.removed)} clips, "
+                 f"{len(self.captions_changed)} captions changed"]
+        lines += [f"  + {cid}  {why}" for cid, why in self.added]
+        lines += [f"  - {cid}  {why}" for cid, why in self.removed]
+        lines += [f"  ~ {cid}  caption changed" for cid in self.captions_changed]
+        return "\n".join(lines)
+
+
+def _read(store: LanceStore, versions: dict[str, int], name: str, columns: list[str]) -> dict:
+    ds = store.open(name, version=versions.get(name))
+    if ds is None:
+        return {}
+    key = "video_id" if name == "videos" else "clip_id"
+    return {r[key]: r for r in ds.to_table(columns=columns).to_pylist()}
+
+
+def diff(store: LanceStore, a: str | int, b: str | int) -> Diff:
+    """What changed in `clips.lance` from version `a` to `b`, and why: new or gone videos, new thresholds
+    (with the reasons that now apply), new or vanished scenes; and captions that changed."""
+    va, vb = resolve(store, a), resolve(store, b)
+    clips_a = _read(store, va, "clips", ["clip_id", "video_id", "caption", "caption_json"])
+    clips_b = _read(store, vb, "clips", ["clip_id", "video_id", "caption", "caption_json"])
+    cands_a = _read(store, va, "candidates", ["clip_id", "keep", "drop_reasons"])
+    cands_b = _read(store, vb, "candidates", ["clip_id", "keep", "drop_reasons"])
+    videos_a = _read(store, va, "videos", ["video_id"])
+    videos_b = _read(store, vb, "videos", ["video_id"])
+    out = Diff(a=str(a), b=str(b))
+    for cid in sorted(set(clips_b) - set(clips_a)):
+        if clips_b[cid]["video_id"] not in videos_a:
+            why = "new video"
+        elif cid in cands_a:
+            why = f"new thresholds (was dropped: {', '.join(cands_a[cid]['drop_reasons']) or 'not encoded'})"
+        else:
+            why = "new scene"
+        out.added.append((cid, why))
+    for cid in sorted(set(clips_a) - set(clips_b)):
+        if clips_a[cid]["video_id"] not in videos_b:
+            why = "video removed"
+        elif cid in cands_b and not cands_b[cid]["keep"]:
+            why = f"new thresholds (now: {', '.join(cands_b[cid]['drop_reasons'])})"
+        else:
+            why = "scene removed"
+        out.removed.append((cid, why))
+    out.captions_changed = sorted(
+        cid for cid in set(clips_a) & set(clips_b)
+        if (clips_a[cid]["caption"], clips_a[cid]["caption_json"]) != (clips_b[cid]["caption"],
+                                                                       clips_b[cid]["caption_json"]))
+    return out
+
+
+def cleanup(store: LanceStore, *, older_than: timedelta) -> dict[str, int]:
+    """Removes untagged versions older than `older_than` (tagged ones, and the latest, always stay).
+
+    Returns:
+        table -> number of versions removed.
+    """
+    removed = {}
+    for name in TABLES:
+        ds = store.open(name)
+        if ds is None:
+            continue
+        before = len(ds.versions())
+        ds.cleanup_old_versions(older_than=older_than, error_if_tagged_old_versions=False)
+        removed[name] = before - len(store.open(name).versions())
+    return removed
