@@ -6,13 +6,14 @@ The Python API mirrors the CLI:
     summary = curate.run(["videos/"], "out/", profile="tiny")
     curate.status("out/")
     curate.refilter("out/", config="stricter.yaml")
+    ds = curate.open("out/", version="run-...")   # tables as pandas/Arrow, previews (curate/notebook.py)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["run", "status", "refilter", "load_config", "Config", "ConfigError", "make_demo_corpus"]
+__all__ = ["run", "status", "refilter", "open", "load_config", "Config", "ConfigError", "make_demo_corpus"]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,6 +26,10 @@ def __getattr__(name: str) -> Any:
         from curate import config
 
         return getattr(config, name)
+    if name == "open":
+        from curate.notebook import open_dataset
+
+        return open_dataset
     if name == "refilter":
         from curate.refiltering import refilter
 
