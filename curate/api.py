@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import copy
 import secrets
 import sys
 import time
@@ -16,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from curate.config import Config, load_config
+from curate.config import Config, resolve_config
 from curate.sources import expand_inputs
 from curate.store import LanceStore
 from curate.summary import RunSummary
@@ -59,13 +58,7 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
 
     started = time.monotonic()
     started_at = datetime.now(timezone.utc)
-    if isinstance(config, Config):
-        cfg = copy.deepcopy(config)  # the caller's object stays as it was
-        if profile is not None:
-            cfg.profile = profile
-        cfg.check()
-    else:
-        cfg = load_config(config, profile=profile)
+    cfg = resolve_config(config, profile)
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)
     sources = expand_inputs(inputs, extensions=cfg.input.extensions)
     if not sources:
@@ -125,12 +118,10 @@ def _tally(summary: RunSummary, rows: list[dict]) -> None:
 
 
 def _run_row(summary: RunSummary, cfg: Config, inputs: list[str], started_at: datetime, status: str) -> dict:
-    import yaml
-
     return {
         "run_id": summary.run_id, "started_at": started_at, "finished_at": datetime.now(timezone.utc),
         "status": status, "package_version": package_version(), "config_hash": cfg.digest(),
-        "config_yaml": yaml.safe_dump(cfg.to_dict(), sort_keys=False), "model_profile": cfg.profile,
+        "config_yaml": cfg.to_yaml(), "model_profile": cfg.profile,
         "inputs": inputs, "videos_seen": summary.videos_seen, "videos_skipped": summary.videos_skipped,
         "videos_ok": summary.videos_ok, "videos_failed": summary.videos_failed, "scenes": summary.scenes,
         "kept": summary.kept, "hours_in": summary.hours_in, "hours_out": summary.hours_out,

@@ -165,15 +165,13 @@ def cleanup(uri, older_than_days):
               help="Show this file merged over the defaults (and check it).")
 def show_config(config_path):
     """Print the embedded defaults (or a checked, merged config) as YAML."""
-    import yaml
-
     from curate.config import load_config
 
     try:
         cfg = load_config(config_path)
     except ConfigError as e:
         _fail(str(e))
-    click.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False), nl=False)
+    click.echo(cfg.to_yaml(), nl=False)
 
 
 @main.command("demo-corpus")

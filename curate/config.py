@@ -272,6 +272,9 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
     def digest(self) -> str:
         """A short hash of every setting, recorded with each run."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -370,6 +373,19 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None,
     return config_from_dict(data)
 
 
+def resolve_config(config: Config | str | Path | None, profile: str | None = None) -> Config:
+    """A checked Config from a Config (copied, so the caller's object stays as it was) or a YAML path/None,
+    with `profile` applied over it."""
+    import copy
+
+    if not isinstance(config, Config):
+        return load_config(config, profile=profile)
+    cfg = copy.deepcopy(config)
+    if profile is not None:
+        cfg.profile = profile
+    return cfg.check()
+
+
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in extra.items():
@@ -379,4 +395,4 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def default_yaml() -> str:
     """The embedded defaults as YAML (what `curate config` prints and `configs/default.yaml` holds)."""
-    return yaml.safe_dump(Config().to_dict(), sort_keys=False)
+    return Config().to_yaml()

@@ -52,11 +52,10 @@ class Dataset:
 
     def clip_bytes(self, clip_id: str) -> bytes:
         """The mp4 of one clip (read from the blob column, lazily)."""
-        ds = self._ds("clips")
-        ids = ds.to_table(columns=["clip_id"]).column("clip_id").to_pylist()
+        ids = self.store.column("clips", "clip_id", version=self.versions.get("clips"))
         if clip_id not in ids:
             raise KeyError(clip_id)
-        return ds.take_blobs("video", indices=[ids.index(clip_id)])[0].read()
+        return self._ds("clips").take_blobs("video", indices=[ids.index(clip_id)])[0].read()
 
     def funnel(self) -> dict[str, int]:
         """Videos in, videos ok, scenes, kept, clips, captioned."""

@@ -12,8 +12,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from curate.config import Config, load_config
-from curate.store import LanceStore
+from curate.config import Config, resolve_config
+from curate.store import LanceStore, sql_in
 
 # Candidate columns that refilter reads (everything but the keyframe JPEGs).
 _SKIP = {"keyframes"}
@@ -61,17 +61,17 @@ def refilter(uri: str, *, config: Config | str | None = None, profile: str | Non
 
     from curate.api import new_run_id, package_version
 
-    started = time.monotonic()
-    cfg = config if isinstance(config, Config) else load_config(config, profile=profile)
+    started, started_at = time.monotonic(), datetime.now(timezone.utc)
+    cfg = resolve_config(config, profile)
     store = LanceStore(uri, cfg.storage_options)
-    cands_ds, clips_ds, videos_ds = store.open("candidates"), store.open("clips"), store.open("videos")
+    cands_ds, videos_ds = store.open("candidates"), store.open("videos")
     if cands_ds is None or videos_ds is None:
         raise FileNotFoundError(f"no curated dataset at {uri}")
     summary = RefilterSummary(run_id=new_run_id(), output=uri, dry_run=dry_run)
     columns = [c for c in cands_ds.schema.names if c not in _SKIP]
     old = cands_ds.to_table(columns=columns).to_pylist()
     new = KeepPolicy.from_config(cfg.policy)([dict(r) for r in old])
-    in_clips = set(clips_ds.to_table(columns=["clip_id"]).column("clip_id").to_pylist()) if clips_ds else set()
+    in_clips = set(store.column("clips", "clip_id"))
     to_encode = [r for r in new if r["keep"] and r["clip_id"] not in in_clips]
     to_delete = [r["clip_id"] for r in new if not r["keep"] and r["clip_id"] in in_clips]
     changed = {r["clip_id"]: r for r, o in zip(new, old) if (r["keep"], r["drop_reasons"]) != (o["keep"], o["drop_reasons"])}
@@ -87,8 +87,7 @@ def refilter(uri: str, *, config: Config | str | None = None, profile: str | Non
     if to_encode:
         videos = {v["video_id"]: v for v in videos_ds.to_table().to_pylist()}
         _encode(to_encode, videos, cfg, store, run_id=summary.run_id, address=address)
-        clips_ds = store.open("clips")
-        in_clips = set(clips_ds.to_table(columns=["clip_id"]).column("clip_id").to_pylist())
+        in_clips = set(store.column("clips", "clip_id"))
         for r in to_encode:
             if r["clip_id"] in in_clips:
                 summary.encoded += 1
@@ -97,30 +96,20 @@ def refilter(uri: str, *, config: Config | str | None = None, profile: str | Non
                 r["keep"], r["drop_reasons"] = False, [*r["drop_reasons"], "encode_failed"]
                 changed[r["clip_id"]] = r
     if to_delete:
-        store.open("clips").delete(_in("clip_id", to_delete))
+        store.open("clips").delete(sql_in("clip_id", to_delete))
     if changed:
         _update_candidates(store, changed)
     _update_video_counts(store, new)
     summary.kept = sum(r["keep"] for r in new)
     summary.wall_s = time.monotonic() - started
     store.append_rows("runs", [{
-        "run_id": summary.run_id, "started_at": datetime.now(timezone.utc), "finished_at": datetime.now(timezone.utc),
+        "run_id": summary.run_id, "started_at": started_at, "finished_at": datetime.now(timezone.utc),
         "status": "completed", "package_version": package_version(), "config_hash": cfg.digest(),
-        "config_yaml": _yaml(cfg), "model_profile": cfg.profile, "inputs": [f"refilter {uri}"],
+        "config_yaml": cfg.to_yaml(), "model_profile": cfg.profile, "inputs": [f"refilter {uri}"],
         "scenes": summary.candidates, "kept": summary.kept, "wall_s": summary.wall_s,
     }])
     summary.versions = store.tag_all(f"run-{summary.run_id}")
     return summary
-
-
-def _in(column: str, values: list[str]) -> str:
-    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
-
-
-def _yaml(cfg: Config) -> str:
-    import yaml
-
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
 def _encode(rows: list[dict], videos: dict, cfg: Config, store: LanceStore, *, run_id: str, address) -> None:
@@ -151,7 +140,7 @@ def _update_candidates(store: LanceStore, changed: dict[str, dict]) -> None:
     from curate.schema import CANDIDATES
 
     ds = store.open("candidates")
-    rows = ds.to_table(filter=_in("clip_id", list(changed))).to_pylist()
+    rows = ds.to_table(filter=sql_in("clip_id", list(changed))).to_pylist()
     for row in rows:
         row["keep"], row["drop_reasons"] = changed[row["clip_id"]]["keep"], changed[row["clip_id"]]["drop_reasons"]
     ds.merge_insert("clip_id").when_matched_update_all().execute(pa.Table.from_pylist(rows, schema=CANDIDATES))
@@ -165,9 +154,8 @@ def _update_video_counts(store: LanceStore, decided: list[dict]) -> None:
     kept: dict[str, int] = {}
     for r in decided:
         kept[r["video_id"]] = kept.get(r["video_id"], 0) + bool(r["keep"])
-    clips = store.open("clips").to_table(columns=["video_id"]).column("video_id").to_pylist()
     n_clips: dict[str, int] = {}
-    for v in clips:
+    for v in store.column("clips", "video_id"):
         n_clips[v] = n_clips.get(v, 0) + 1
     ds = store.open("videos")
     rows = ds.to_table().to_pylist()

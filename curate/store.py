@@ -17,11 +17,15 @@ from typing import Any
 warnings.filterwarnings("ignore", message="lance is not fork-safe")
 import lance  # noqa: E402
 import pyarrow as pa  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
 from lance.fragment import FragmentMetadata, write_fragments  # noqa: E402
 
 from curate.schema import TABLES  # noqa: E402
 from curate.sources import is_remote  # noqa: E402
+
+
+def sql_in(column: str, values: list[str]) -> str:
+    """A Lance filter `column IN ('a', 'b', ...)` for string ids."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 class LanceStore:
@@ -90,12 +94,14 @@ class LanceStore:
                                  storage_options=self.storage_options)
         return ds.version
 
+    def column(self, name: str, column: str, *, version: int | str | None = None) -> list:
+        """One column of a table as a list (empty if the table does not exist yet)."""
+        ds = self.open(name, version=version)
+        return ds.to_table(columns=[column]).column(column).to_pylist() if ds is not None else []
+
     def finished_uris(self) -> set[str]:
         """Sources that already have a final status (ok or failed): a re-run skips them."""
-        ds = self.open("videos")
-        if ds is None or ds.count_rows() == 0:
-            return set()
-        return set(ds.to_table(columns=["uri"]).column("uri").to_pylist())
+        return set(self.column("videos", "uri"))
 
     def drop_unfinished(self) -> int:
         """Deletes candidates and clips of videos that have no `videos` row (cut off by a crash).
@@ -103,21 +109,13 @@ class LanceStore:
         Returns:
             The number of videos whose partial rows were removed.
         """
-        videos = self.open("videos")
-        done = set(videos.to_table(columns=["video_id"]).column("video_id").to_pylist()) if videos else set()
-        orphans: set[str] = set()
-        for name in ("candidates", "clips"):
-            ds = self.open(name)
-            if ds is None or ds.count_rows() == 0:
-                continue
-            ids = pc.unique(ds.to_table(columns=["video_id"]).column("video_id")).to_pylist()
-            orphans.update(v for v in ids if v not in done)
+        done = set(self.column("videos", "video_id"))
+        orphans = {v for name in ("candidates", "clips") for v in self.column(name, "video_id") if v not in done}
         if orphans:
-            listed = ", ".join(f"'{v}'" for v in sorted(orphans))
             for name in ("candidates", "clips"):
                 ds = self.open(name)
                 if ds is not None:
-                    ds.delete(f"video_id IN ({listed})")
+                    ds.delete(sql_in("video_id", sorted(orphans)))
         return len(orphans)
 
     def tag_all(self, tag: str) -> dict[str, int]:
