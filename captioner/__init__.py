@@ -1,5 +1,14 @@
-"""Dense video captioning with vision-language models (issue 5): prompts, VLM backends, caption checks.
+"""Dense video captioning with a vision-language model: prompts, backends (vLLM, OpenAI-compatible HTTP,
+transformers), JSON parsing and caption checks, retries.
 
-Not built yet. The job already passes each scene's frames (upright JPEG samples from the analysis pass) to the
-stages after it, and `clips.lance` already has the caption columns this package will fill.
+Nothing here knows about Ray or Lance: `curate/stages.py` wraps `Captioner` as the job's caption stage.
+
+    from captioner import Captioner, make_backend, get_prompt
 """
+
+from captioner.backends import CaptionRequest, CaptionSetupError, GenerationParams, make_backend, resolve_model
+from captioner.captioner import CaptionOutcome, Captioner
+from captioner.prompts import get_prompt
+
+__all__ = ["CaptionOutcome", "CaptionRequest", "CaptionSetupError", "Captioner", "GenerationParams", "get_prompt",
+           "make_backend", "resolve_model"]

@@ -53,6 +53,7 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
         ConfigError: a bad config field (named in the message).
         ValueError: no input videos were found.
         WeightsError: a model's weights are missing or cannot be downloaded (the message says how to get them).
+        CaptionSetupError: the caption model cannot be had or its server does not answer (the message says how).
     """
     from curate.pipeline import Committer, build_dataset, execute, init_ray
 
@@ -68,6 +69,10 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
         from filters.aesthetic import preflight, spec_from_config
 
         preflight(spec_from_config(cfg.scoring.aesthetic, cfg.profile))
+    if cfg.caption.enabled:
+        from captioner.backends import preflight as caption_preflight
+
+        caption_preflight(cfg.caption, cfg.profile)
     store = LanceStore(output, cfg.storage_options)
     store.ensure_tables()
     summary = RunSummary(run_id=new_run_id(), output=output, videos_seen=len(sources))
@@ -114,7 +119,11 @@ def _tally(summary: RunSummary, rows: list[dict]) -> None:
         summary.scenes += row.get("num_scenes") or 0
         summary.kept += row.get("num_kept") or 0
         summary.clips += row.get("num_clips") or 0
-        summary.hours_out += row.get("_clips_s", 0.0) / 3600
+        progress = row.get("_progress") or {}
+        summary.hours_out += progress.get("clips_s", 0.0) / 3600
+        for key in ("captioned", "caption_retried", "caption_failed", "caption_tokens"):
+            setattr(summary, key, getattr(summary, key) + (progress.get(key) or 0))
+        summary.caption_gen_s += progress.get("caption_gen_s") or 0.0
 
 
 def _run_row(summary: RunSummary, cfg: Config, inputs: list[str], started_at: datetime, status: str) -> dict:

@@ -64,3 +64,27 @@ def ensure_torchvision() -> None:
 
 
 _LIBRARIES: list = []  # torch.library.Library objects must stay referenced
+
+
+def torchvision_is_shimmed() -> bool:
+    """True when `ensure_torchvision` had to declare the schemas (torchvision's kernels and codecs are missing)."""
+    return bool(_LIBRARIES)
+
+
+def prefer_pil_image_backend() -> None:
+    """Makes transformers' auto image processors pick their PIL backend when torchvision's image codecs are
+    missing (its torchvision backend decodes URLs and base64 images with `torchvision.io`, which then fails).
+
+    Only `transformers serve` needs it (it decodes request images itself); our own backends pass arrays.
+    """
+    ensure_torchvision()
+    if not torchvision_is_shimmed():
+        return
+    from transformers.models.auto import image_processing_auto as auto
+
+    original = auto._resolve_backend
+
+    def resolve(backend, use_fast, base_class_name):
+        return "pil" if backend is None and use_fast is None else original(backend, use_fast, base_class_name)
+
+    auto._resolve_backend = resolve

@@ -66,6 +66,12 @@ class ResourcesConfig:
     aesthetic: StageResources = field(default_factory=lambda: StageResources(concurrency=1, batch_size=16,
                                                                              memory_gb=2.0))
     policy: StageResources = field(default_factory=StageResources)
+    # Frame preparation for captioning (CPU tasks) runs apart from the captioner's actors, so the GPU is not
+    # kept waiting on JPEG decoding and resizing. `num_gpus: 0` on `caption` means: as the backend needs
+    # (vllm: tensor_parallel_size GPUs; transformers: one GPU when the cluster has any; openai: none).
+    caption_prep: StageResources = field(default_factory=StageResources)
+    caption: StageResources = field(default_factory=lambda: StageResources(concurrency=1, batch_size=32,
+                                                                           memory_gb=2.0))
     encode: StageResources = field(default_factory=StageResources)
     write: StageResources = field(default_factory=StageResources)
 
@@ -211,6 +217,91 @@ class ScoringConfig:
 
 
 @dataclass
+class VLLMEngineConfig:
+    """Options of vLLM's offline engine (`vllm.LLM`) for the `vllm` caption backend."""
+
+    tensor_parallel_size: int = 1
+    max_model_len: int = 16384
+    gpu_memory_utilization: float = 0.9
+    max_num_seqs: int = 64
+    dtype: str = "auto"
+    enforce_eager: bool = False
+
+    def check(self, name: str) -> None:
+        _require(self.tensor_parallel_size >= 1, f"{name}.tensor_parallel_size", "must be >= 1",
+                 self.tensor_parallel_size)
+        _require(self.max_model_len >= 512, f"{name}.max_model_len", "must be >= 512", self.max_model_len)
+        _require(0 < self.gpu_memory_utilization <= 1, f"{name}.gpu_memory_utilization", "must be in (0, 1]",
+                 self.gpu_memory_utilization)
+        _require(self.max_num_seqs >= 1, f"{name}.max_num_seqs", "must be >= 1", self.max_num_seqs)
+
+
+@dataclass
+class OpenAIEndpointConfig:
+    """An OpenAI-compatible server for the `openai` caption backend (`vllm serve MODEL`, for example)."""
+
+    base_url: str = "http://localhost:8000/v1"
+    api_key_env: str = "OPENAI_API_KEY"  # the variable holding the key; servers without auth accept any
+    concurrency: int = 8  # requests in flight per caption actor
+    timeout_s: float = 120.0
+    max_retries: int = 3  # transport retries per request, with exponential backoff
+
+    def check(self, name: str) -> None:
+        _require(self.base_url.startswith(("http://", "https://")), f"{name}.base_url", "must be an http(s) URL",
+                 self.base_url)
+        _require(self.concurrency >= 1, f"{name}.concurrency", "must be >= 1", self.concurrency)
+        _require(self.timeout_s > 0, f"{name}.timeout_s", "must be > 0", self.timeout_s)
+        _require(self.max_retries >= 0, f"{name}.max_retries", "must be >= 0", self.max_retries)
+
+
+@dataclass
+class CaptionConfig:
+    """Dense captions of kept clips from a vision-language model (see captioner/).
+
+    Frames come from the analysis pass's samples (`samples.fps`): `frames` spread uniformly over the clip, or
+    one every 1/`frame_rate` s (at most `frames`), each downscaled to `max_pixels`. `prompt` is an id from
+    captioner/prompts or a YAML path. A failed answer (bad JSON, repetitive, refusal, too short) is retried up
+    to `max_retries` times at `retry_temperature`; a clip whose caption still fails is kept, with
+    `caption_status: failed` and the reason. The `tiny` profile captions with a tiny random Qwen2.5-VL through
+    the transformers backend unless `backend` is set.
+    """
+
+    enabled: bool = True
+    backend: str = "vllm"  # vllm | openai | transformers
+    model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    prompt: str = "dense-v1"
+    frames: int = 8
+    frame_rate: float | None = None
+    max_pixels: int = 448 * 448
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    retry_temperature: float = 0.7
+    max_retries: int = 2
+    min_words: int = 8
+    device: str = "auto"  # transformers backend: auto | cpu | cuda
+    vllm: VLLMEngineConfig = field(default_factory=VLLMEngineConfig)
+    openai: OpenAIEndpointConfig = field(default_factory=OpenAIEndpointConfig)
+
+    def check(self, name: str) -> None:
+        _require(self.backend in ("vllm", "openai", "transformers"), f"{name}.backend",
+                 "must be vllm, openai or transformers", self.backend)
+        _require(1 <= self.frames <= 64, f"{name}.frames", "must be in [1, 64]", self.frames)
+        _require(self.frame_rate is None or self.frame_rate > 0, f"{name}.frame_rate", "must be > 0 or null",
+                 self.frame_rate)
+        _require(self.max_pixels >= 28 * 28, f"{name}.max_pixels", "must be >= 784", self.max_pixels)
+        _require(self.max_new_tokens >= 16, f"{name}.max_new_tokens", "must be >= 16", self.max_new_tokens)
+        _require(self.temperature >= 0, f"{name}.temperature", "must be >= 0", self.temperature)
+        _require(self.retry_temperature >= 0, f"{name}.retry_temperature", "must be >= 0", self.retry_temperature)
+        _require(0 < self.top_p <= 1, f"{name}.top_p", "must be in (0, 1]", self.top_p)
+        _require(0 <= self.max_retries <= 10, f"{name}.max_retries", "must be in [0, 10]", self.max_retries)
+        _require(self.min_words >= 0, f"{name}.min_words", "must be >= 0", self.min_words)
+        _require(self.device in ("auto", "cpu", "cuda"), f"{name}.device", "must be auto, cpu or cuda", self.device)
+        self.vllm.check(f"{name}.vllm")
+        self.openai.check(f"{name}.openai")
+
+
+@dataclass
 class PolicyConfig:
     """Keep/drop thresholds over stored scores; `null` switches a threshold off.
 
@@ -253,6 +344,7 @@ class Config:
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    caption: CaptionConfig = field(default_factory=CaptionConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     # The driver commits written fragments at most this often (and always at the end): a crash loses at most
     # this much finished work, and fewer commits keep the version list short.
@@ -345,6 +437,10 @@ def config_from_dict(data: dict[str, Any] | None) -> Config:
     cfg = _build(Config, data, "")
     if cfg.profile == "tiny" and "min_aesthetic" not in (data.get("policy") or {}):
         cfg.policy.min_aesthetic = None  # random tiny weights: their aesthetic scores mean nothing
+    caption = data.get("caption") or {}
+    if cfg.profile == "tiny":  # a tiny random VLM on CPU: short answers, transformers unless chosen
+        cfg.caption.backend = caption.get("backend", "transformers")
+        cfg.caption.max_new_tokens = caption.get("max_new_tokens", 48)
     return cfg.check()
 
 

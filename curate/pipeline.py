@@ -1,8 +1,9 @@
 """The one place where stages meet Ray Data: the graph, each stage's resources, and the driver's commit loop.
 
-    sources ─▶ analyze ─▶ score ─▶ aesthetic ─▶ policy ─▶ encode ─▶ write (fragments) ─▶ driver: commit
-               (one decode; CPU scorers      (actor pool,  (kept only)
-                fused in the same task)       GPU if any)
+    sources ─▶ analyze ─▶ score ─▶ aesthetic ─▶ policy ─▶ caption prep ─▶ caption ─▶ encode ─▶ write ─▶ commit
+               (one decode; CPU scorers      (actor pool,           (CPU tasks:    (actor    (kept    (fragments;
+                fused in the same task)       GPU if any)            frames from   pool,     only)     the driver
+                                                                     the samples)  GPU)                commits)
 
 Execution streams: Ray Data pulls sources as workers free up and applies backpressure between stages, so
 memory stays bounded by the blocks in flight, not by the corpus. Only small fragment descriptions and
@@ -18,8 +19,8 @@ from collections.abc import Callable
 
 from curate.config import Config, StageResources
 from curate.sources import Source
-from curate.stages import (AestheticStage, AnalyzeStage, EncodeStage, PolicyStage, ScoreStage, WriteStage,
-                           video_record)
+from curate.stages import (COUNTERS, AestheticStage, AnalyzeStage, CaptionPrepStage, CaptionStage, EncodeStage,
+                           PolicyStage, ScoreStage, WriteStage, new_progress, video_record)
 from curate.store import LanceStore
 
 log = logging.getLogger(__name__)
@@ -68,15 +69,38 @@ def _map(ds, stage, res: StageResources):
     return ds.map_batches(stage, **kwargs)
 
 
-def _map_actors(ds, stage_cls, res: StageResources, *, fn_constructor_kwargs: dict, num_gpus: float):
+def _map_actors(ds, stage_cls, res: StageResources, *, fn_constructor_kwargs: dict, num_gpus: float,
+                cpu_scale: float = 1.0):
     """Applies a model stage as an actor pool: the model loads once per actor, in the constructor."""
     import ray.data
 
     kwargs = dict(**_resource_args(res), compute=ray.data.ActorPoolStrategy(size=res.concurrency or 1),
                   fn_constructor_kwargs=fn_constructor_kwargs)
+    kwargs["num_cpus"] = res.num_cpus * cpu_scale
     if num_gpus:
         kwargs["num_gpus"] = num_gpus
     return ds.map_batches(stage_cls, **kwargs)
+
+
+def actor_cpu_scale(cfg: Config) -> float:
+    """Scales the model actors' CPU reservations down when, on a small machine, they would leave less than one
+    CPU for the task stages: actors hold their CPUs for the whole job, so analysis would never be scheduled."""
+    import ray
+
+    r = cfg.resources
+    pools = []
+    if cfg.scoring.aesthetic.enabled:
+        pools.append(r.aesthetic)
+    if cfg.caption.enabled:
+        pools.append(r.caption)
+    reserved = sum(p.num_cpus * (p.concurrency or 1) for p in pools)
+    free = ray.cluster_resources().get("CPU", 1.0) - max(r.analyze.num_cpus, r.encode.num_cpus)
+    if reserved <= free or reserved == 0:
+        return 1.0
+    scale = max(free, 0.1) / reserved
+    log.warning("model actors would reserve %.1f of %.1f CPUs; scaling their reservations by %.2f so the "
+                "analysis tasks can run", reserved, ray.cluster_resources().get("CPU", 0), scale)
+    return scale
 
 
 def aesthetic_gpus(cfg: Config) -> float:
@@ -92,6 +116,38 @@ def aesthetic_gpus(cfg: Config) -> float:
     return 1.0 if has_gpu else 0.0
 
 
+def caption_gpus(cfg: Config) -> float:
+    """GPUs per caption actor: as configured, else what the backend needs (vllm: its tensor-parallel size;
+    transformers: one when the cluster has GPUs and `caption.device` allows; openai: none)."""
+    import ray
+
+    c = cfg.caption
+    if cfg.resources.caption.num_gpus:
+        return cfg.resources.caption.num_gpus
+    has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+    if c.backend == "vllm":
+        if not has_gpu and cfg.profile != "tiny":
+            raise ValueError("caption.backend is vllm but the Ray cluster has no GPUs; use caption.backend "
+                             "transformers (CPU, small runs) or openai (a server elsewhere)")
+        return float(c.vllm.tensor_parallel_size) if has_gpu else 0.0
+    if c.backend == "transformers" and c.device != "cpu":
+        if c.device == "cuda" and not has_gpu:
+            raise ValueError("caption.device is cuda but the Ray cluster has no GPUs")
+        return 1.0 if has_gpu else 0.0
+    return 0.0
+
+
+def add_caption_stages(ds, cfg: Config, *, cpu_scale: float | None = None):
+    """Frame preparation (CPU tasks), then the caption actor pool, on kept scenes; a no-op when disabled."""
+    if not cfg.caption.enabled:
+        return ds
+    cpu_scale = actor_cpu_scale(cfg) if cpu_scale is None else cpu_scale
+    r = cfg.resources
+    ds = _map(ds, CaptionPrepStage(cfg), r.caption_prep)
+    return _map_actors(ds, CaptionStage, r.caption, num_gpus=caption_gpus(cfg), fn_constructor_kwargs={"cfg": cfg},
+                       cpu_scale=cpu_scale)
+
+
 def build_dataset(sources: list[Source], cfg: Config, store: LanceStore, *, run_id: str):
     """The lazy Ray Dataset of the job; nothing runs until it is iterated."""
     import ray.data
@@ -102,13 +158,15 @@ def build_dataset(sources: list[Source], cfg: Config, store: LanceStore, *, run_
     items = [{"uri": s.uri, "source_meta": s.meta_json} for s in sources]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4096)))
     r = cfg.resources
+    cpu_scale = actor_cpu_scale(cfg)
     ds = _map(ds, AnalyzeStage(cfg), r.analyze)
     ds = _map(ds, ScoreStage(cfg), r.score)
     if cfg.scoring.aesthetic.enabled:
         gpus = aesthetic_gpus(cfg)
-        ds = _map_actors(ds, AestheticStage, r.aesthetic, num_gpus=gpus,
+        ds = _map_actors(ds, AestheticStage, r.aesthetic, num_gpus=gpus, cpu_scale=cpu_scale,
                          fn_constructor_kwargs={"cfg": cfg, "device": "cuda" if gpus else "cpu"})
     ds = _map(ds, PolicyStage(cfg), r.policy)
+    ds = add_caption_stages(ds, cfg, cpu_scale=cpu_scale)
     ds = _map(ds, EncodeStage(cfg), r.encode)
     ds = _map(ds, WriteStage(store, run_id=run_id, profile=cfg.profile), r.write)
     return ds
@@ -135,9 +193,8 @@ class Committer:
         for text in row["video_progress"] or []:
             rec = json.loads(text)
             vid = rec["video"]["video_id"]
-            acc = self._progress.setdefault(vid, {"video": rec["video"], "rows": 0, "kept": 0, "clips": 0,
-                                                   "clips_s": 0.0})
-            for k in ("rows", "kept", "clips", "clips_s"):
+            acc = self._progress.setdefault(vid, new_progress(rec["video"]))
+            for k in COUNTERS:
                 acc[k] += rec[k]
             if acc["rows"] >= (acc["video"].get("num_scenes") or 0):
                 self._ready.append(self._progress.pop(vid))
@@ -155,7 +212,7 @@ class Committer:
             rows = [video_record(p, run_id=self.run_id, profile=self.profile) for p in self._ready]
             self.store.append_rows("videos", rows)
             for p, row in zip(self._ready, rows):
-                row["_clips_s"] = p["clips_s"]
+                row["_progress"] = p
                 self.finished.append(row)
                 if self.on_video:
                     self.on_video(row)

@@ -113,17 +113,28 @@ def refilter(uri: str, *, config: Config | str | None = None, profile: str | Non
 
 
 def _encode(rows: list[dict], videos: dict, cfg: Config, store: LanceStore, *, run_id: str, address) -> None:
-    """Encodes newly kept scenes with the job's own encode and write stages on Ray; commits their clips."""
+    """Captions and encodes newly kept scenes with the job's own stages on Ray; commits their clips.
+
+    The analysis samples are not stored, so captions of these clips come from the stored keyframes
+    (`samples.keyframes_per_scene` frames, 320 px) instead of `caption.frames` samples.
+    """
     import pyarrow as pa
     import ray.data
 
-    from curate.pipeline import _map, init_ray
+    from curate.pipeline import _map, add_caption_stages, init_ray
     from curate.schema import SCENE_ROW
     from curate.stages import EncodeStage, WriteStage
 
     init_ray(address)
-    items = [{**r, "video": videos[r["video_id"]], "keep": True} for r in rows]  # extra keys are ignored
+    keyframes = {}
+    if cfg.caption.enabled:  # read only for the scenes to caption (the full scan skips them)
+        table = store.open("candidates").to_table(columns=["clip_id", "keyframes"],
+                                                  filter=sql_in("clip_id", [r["clip_id"] for r in rows]))
+        keyframes = dict(zip(table.column("clip_id").to_pylist(), table.column("keyframes").to_pylist()))
+    items = [{**r, "video": videos[r["video_id"]], "keep": True, "samples": keyframes.get(r["clip_id"]),
+              "sample_times": r.get("keyframe_times")} for r in rows]  # extra keys are ignored
     ds = ray.data.from_arrow(pa.Table.from_pylist(items, schema=SCENE_ROW))
+    ds = add_caption_stages(ds, cfg)
     ds = _map(ds, EncodeStage(cfg), cfg.resources.encode)
     ds = _map(ds, WriteStage(store, run_id=run_id, profile=cfg.profile, candidates=False), cfg.resources.write)
     fragments = []

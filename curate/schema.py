@@ -70,6 +70,20 @@ SPAN_FIELDS = [
     pa.field("num_frames", pa.int64()),
 ]
 
+# Filled by the caption stage for kept scenes; stored in clips.lance. `caption_json` holds every field the prompt
+# asked for (short and dense caption, main subject, background, camera motion, style, lighting).
+CAPTION_FIELDS = [
+    pa.field("caption", pa.string()),  # the dense paragraph
+    pa.field("caption_short", pa.string()),
+    pa.field("caption_json", pa.string()),
+    pa.field("caption_status", pa.string()),  # ok | failed (null: captioning was off)
+    pa.field("caption_error", pa.string()),  # why the last attempt failed
+    pa.field("caption_attempts", pa.int32()),
+    pa.field("caption_tokens", pa.int64()),  # output tokens over all attempts
+    pa.field("caption_model", pa.string()),
+    pa.field("prompt_id", pa.string()),
+]
+
 # One row per scene between stages. `samples` holds the scene's frames at the sample rate (upright JPEGs) for
 # scorers and captioners, so no later stage decodes the source again. They are never stored.
 SCENE_ROW = pa.schema([
@@ -97,6 +111,12 @@ SCENE_ROW = pa.schema([
     # Stream copy starts on the keyframe at or before the scene: where the clip really begins.
     pa.field("clip_start_frame", pa.int64()),
     pa.field("clip_start_s", pa.float64()),
+    # The caption prep stage's frames (RGB uint8, `caption_frames_shape` = T, H, W, 3) for the caption actors.
+    pa.field("caption_frames", pa.binary()),
+    pa.field("caption_frames_shape", pa.list_(pa.int32())),
+    pa.field("caption_frames_fps", pa.float64()),
+    pa.field("caption_gen_s", pa.float64()),  # this clip's share of generation time (for tokens/s)
+    *CAPTION_FIELDS,
 ])
 
 RUN_FIELDS = [
@@ -142,13 +162,7 @@ CLIPS = pa.schema([
     pa.field("num_frames", pa.int64()),
     pa.field("duration_s", pa.float64()),
     *SCORE_FIELDS,
-    # Captions (the captioner fills them): dense text, structured fields as JSON, and what made them.
-    pa.field("caption", pa.string()),
-    pa.field("caption_short", pa.string()),
-    pa.field("caption_json", pa.string()),
-    pa.field("caption_status", pa.string()),
-    pa.field("caption_model", pa.string()),
-    pa.field("prompt_id", pa.string()),
+    *CAPTION_FIELDS,
     *RUN_FIELDS,
 ])
 

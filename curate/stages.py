@@ -16,7 +16,7 @@ from curate.analyze import analyze_source
 from curate.config import Config
 from curate.encode import ClipRequest, encode_video_clips
 from curate.media import one_line
-from curate.schema import CANDIDATES, CLIPS, SCENE_ROW, SCORE_FIELDS
+from curate.schema import CANDIDATES, CAPTION_FIELDS, CLIPS, SCENE_ROW, SCORE_FIELDS
 from curate.sources import Source
 from curate.store import LanceStore
 
@@ -26,8 +26,16 @@ SOURCE_ROW = pa.schema([pa.field("uri", pa.string()), pa.field("source_meta", pa
 COMMIT_ROW = pa.schema([
     pa.field("candidates_fragments", pa.list_(pa.string())),
     pa.field("clips_fragments", pa.list_(pa.string())),
-    pa.field("video_progress", pa.list_(pa.string())),  # JSON: {"video", "rows", "kept", "clips", "clips_s"}
+    pa.field("video_progress", pa.list_(pa.string())),  # JSON: {"video", "rows", "kept", ...COUNTERS}
 ])
+
+# Per-video counters the write stage reports and the driver sums into the run summary.
+COUNTERS = ("rows", "kept", "clips", "clips_s", "captioned", "caption_retried", "caption_failed", "caption_tokens",
+            "caption_gen_s")
+
+
+def new_progress(video: dict) -> dict:
+    return {"video": video, **{k: 0 for k in COUNTERS}}
 
 
 class Stage:
@@ -139,6 +147,73 @@ class PolicyStage(Stage):
         return self.policy(rows)
 
 
+def _kept(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r.get("clip_id") is not None and r.get("keep")]
+
+
+class CaptionPrepStage(Stage):
+    """CPU side of captioning: picks and resizes each kept scene's frames from its samples, so the caption
+    actors (GPU) spend their time generating. No second decode of the source."""
+
+    name = "caption_prep"
+    input_columns = ("clip_id", "keep", "samples", "sample_times", "duration_s")
+
+    def __init__(self, cfg: Config):
+        self.caption, self.sample_fps = cfg.caption, cfg.samples.fps
+
+    def process(self, rows: list[dict]) -> list[dict]:
+        from captioner.frames import clip_frames
+
+        c = self.caption
+        for row in _kept(rows):
+            try:
+                frames, fps = clip_frames(row.get("samples") or [], row.get("sample_times") or [], frames=c.frames,
+                                          rate=c.frame_rate, max_pixels=c.max_pixels, sample_fps=self.sample_fps)
+            except ValueError as e:
+                row.update(caption_status="failed", caption_error=f"frames: {e}", caption_attempts=0)
+                continue
+            row.update(caption_frames=frames.tobytes(), caption_frames_shape=list(frames.shape),
+                       caption_frames_fps=fps)
+        return rows
+
+
+class CaptionStage(Stage):
+    """Dense captions of kept scenes from a VLM. A model stage: an actor pool, the backend set up once per actor.
+    Every kept scene leaves with caption columns: `ok`, or `failed` and why (the clip is kept either way)."""
+
+    name = "caption"
+    input_columns = ("clip_id", "keep", "caption_frames", "caption_frames_shape", "caption_frames_fps",
+                     "duration_s")
+
+    def __init__(self, cfg: Config):
+        from captioner import Captioner, GenerationParams, get_prompt, make_backend, resolve_model
+
+        c = cfg.caption
+        self.prompt = get_prompt(c.prompt)
+        self.model_name = resolve_model(c, cfg.profile)[1]
+        backend = make_backend(c, cfg.profile)
+        backend.setup()
+        self.captioner = Captioner(backend, self.prompt, GenerationParams(c.max_new_tokens, c.temperature, c.top_p),
+                                   max_retries=c.max_retries, retry_temperature=c.retry_temperature,
+                                   min_words=c.min_words)
+
+    def process(self, rows: list[dict]) -> list[dict]:
+        import numpy as np
+
+        from captioner import CaptionRequest
+
+        todo = [r for r in _kept(rows) if r.get("caption_frames") is not None]
+        requests = [CaptionRequest(r["clip_id"], np.frombuffer(r["caption_frames"], np.uint8).copy().reshape(
+            r["caption_frames_shape"]), r["caption_frames_fps"], r["duration_s"]) for r in todo]
+        before = self.captioner.stats.generate_s
+        outcomes = self.captioner(requests) if requests else []
+        share = (self.captioner.stats.generate_s - before) / max(1, len(todo))
+        for row, outcome in zip(todo, outcomes):
+            row.update(outcome.columns(model=self.model_name, prompt_id=self.prompt.id), caption_gen_s=share,
+                       caption_frames=None)
+        return rows
+
+
 class EncodeStage(Stage):
     """Encodes kept scenes (the only second read of a source). A clip that fails is dropped with its reason."""
 
@@ -193,7 +268,7 @@ class WriteStage(Stage):
         progress: dict[str, dict] = {}
         for row in rows:
             vid = row["video_id"]
-            rec = progress.setdefault(vid, {"video": row["video"], "rows": 0, "kept": 0, "clips": 0, "clips_s": 0.0})
+            rec = progress.setdefault(vid, new_progress(row["video"]))
             if row.get("clip_id") is None:
                 continue
             rec["rows"] += 1
@@ -202,6 +277,7 @@ class WriteStage(Stage):
             if row.get("keep") and row.get("clip") is not None:
                 rec["clips"] += 1
                 rec["clips_s"] += row["clip_duration_s"] or 0.0
+                _count_caption(rec, row)
                 clips.append(clip_record(row, stamp))
         return [{
             "candidates_fragments": (self.store.write_fragments("candidates", _table(candidates, CANDIDATES))
@@ -209,6 +285,15 @@ class WriteStage(Stage):
             "clips_fragments": self.store.write_fragments("clips", _table(clips, CLIPS)),
             "video_progress": [json.dumps(p, default=str) for p in progress.values()],
         }]
+
+
+def _count_caption(rec: dict, row: dict) -> None:
+    status = row.get("caption_status")
+    rec["captioned"] += status == "ok"
+    rec["caption_failed"] += status == "failed"
+    rec["caption_retried"] += (row.get("caption_attempts") or 0) > 1
+    rec["caption_tokens"] += row.get("caption_tokens") or 0
+    rec["caption_gen_s"] += row.get("caption_gen_s") or 0.0
 
 
 def clip_record(row: dict, stamp: dict) -> dict:
@@ -221,7 +306,8 @@ def clip_record(row: dict, stamp: dict) -> dict:
         "start_s": row["clip_start_s"] if copied_from_keyframe else row["start_s"], "end_s": row["end_s"],
         "video": row["clip"], "codec": row["clip_codec"], "width": row["clip_width"],
         "height": row["clip_height"], "fps": row["clip_fps"], "num_frames": row["clip_num_frames"],
-        "duration_s": row["clip_duration_s"], **{f.name: row.get(f.name) for f in SCORE_FIELDS}, **stamp,
+        "duration_s": row["clip_duration_s"], **{f.name: row.get(f.name) for f in (*SCORE_FIELDS, *CAPTION_FIELDS)},
+        **stamp,
     }
 
 

@@ -19,6 +19,11 @@ class RunSummary:
     hours_in: float = 0.0
     hours_out: float = 0.0
     wall_s: float = 0.0
+    captioned: int = 0  # clips whose caption passed the checks
+    caption_retried: int = 0  # clips that needed more than one attempt
+    caption_failed: int = 0  # clips kept without a usable caption (reason in clips.caption_error)
+    caption_tokens: int = 0  # output tokens over all attempts
+    caption_gen_s: float = 0.0  # time inside the caption backend, summed over actors
     partial_videos_redone: int = 0
     versions: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (uri, error)
@@ -30,12 +35,21 @@ class RunSummary:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def caption_tokens_per_s(self) -> float:
+        return self.caption_tokens / self.caption_gen_s if self.caption_gen_s else 0.0
+
+    def caption_line(self) -> str:
+        return (f"  captions: {self.captioned} ok, {self.caption_failed} failed, {self.caption_retried} retried; "
+                f"{self.caption_tokens} output tokens at {self.caption_tokens_per_s:.0f} tokens/s per actor")
+
     def format(self) -> str:
         lines = [
             f"run {self.run_id} -> {self.output}",
             f"  videos: {self.videos_ok} ok, {self.videos_failed} failed, {self.videos_skipped} skipped "
             f"(already done) of {self.videos_seen}",
             f"  scenes: {self.scenes}, kept: {self.kept}, clips written: {self.clips}",
+            *([self.caption_line()] if self.captioned or self.caption_failed else []),
             f"  hours in: {self.hours_in:.4f}, hours out: {self.hours_out:.4f}, wall: {self.wall_s:.1f} s",
         ]
         if self.partial_videos_redone:

@@ -165,3 +165,30 @@ def test_stream_copy_records_where_clips_really_start(testdata, tmp_path, ray_se
         assert c["num_frames"] == c["end_frame"] - c["start_frame"]
         with av.open(io.BytesIO(blob.read())) as f:
             assert sum(1 for _ in f.decode(video=0)) == c["num_frames"]
+
+
+def test_every_kept_clip_gets_a_caption_row(demo_dataset):
+    """The tiny profile captions with a tiny random Qwen2.5-VL: random text fails the checks, so every clip must
+    carry a recorded failure after all retries (never a lost clip), with model, prompt and tokens recorded."""
+    import lance
+
+    from captioner.tiny import TINY_NAME
+    from curate.config import load_config
+
+    out, summary = demo_dataset
+    rows = lance.dataset(str(out / "clips.lance")).to_table(
+        columns=["clip_id", "caption", "caption_status", "caption_error", "caption_attempts", "caption_tokens",
+                 "caption_model", "prompt_id", "model_profile"]).to_pylist()
+    retries = load_config(profile="tiny").caption.max_retries
+    assert rows and len(rows) == summary.clips
+    for r in rows:
+        assert r["caption_status"] in ("ok", "failed")
+        assert r["caption_model"].startswith(TINY_NAME) and r["prompt_id"] == "dense-v1"
+        assert r["caption_tokens"] > 0
+        if r["caption_status"] == "failed":
+            assert r["caption_attempts"] == 1 + retries and r["caption_error"] and r["caption"] is None
+    assert summary.captioned + summary.caption_failed == len(rows)
+    assert summary.captioned == sum(r["caption_status"] == "ok" for r in rows)
+    assert summary.caption_retried == sum(r["caption_attempts"] > 1 for r in rows)
+    assert summary.caption_tokens == sum(r["caption_tokens"] for r in rows)
+    assert "captions:" in summary.format()

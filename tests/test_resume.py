@@ -30,9 +30,10 @@ def big_corpus(demo_corpus, tmp_path_factory):
 @pytest.fixture(scope="module")
 def config_file(tmp_path_factory):
     p = tmp_path_factory.mktemp("cfg") / "resume.yaml"
-    # Commit after every finished video, and let the aesthetic actor take blocks as they come (its default batch
-    # of 16 rows releases videos in bursts), so a kill lands between small steps.
-    p.write_text("profile: tiny\ncommit_interval_s: 0\nresources: {aesthetic: {batch_size: null}}\n")
+    # Commit after every finished video, and let the model actors take blocks as they come (their default
+    # batches release videos in bursts), so a kill lands between small steps.
+    p.write_text("profile: tiny\ncommit_interval_s: 0\n"
+                 "resources: {aesthetic: {batch_size: null}, caption: {batch_size: null}}\n")
     return p
 
 

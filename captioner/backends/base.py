@@ -1,0 +1,67 @@
+"""The one interface every caption backend implements, and the values that cross it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from captioner.prompts import Prompt
+
+
+class CaptionSetupError(ValueError):
+    """A backend cannot start: model files missing, engine not installed, server unreachable. The message says
+    what to do. A ValueError, so the CLI reports it in one line as it does bad settings."""
+
+
+@dataclass
+class CaptionRequest:
+    clip_id: str
+    frames: np.ndarray  # (T, H, W, 3) RGB uint8, already within the pixel budget
+    fps: float  # of `frames`, for the model's temporal position encoding
+    duration_s: float
+
+
+@dataclass
+class GenerationParams:
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class Generation:
+    text: str
+    finish_reason: str | None = None  # "stop" | "length" | None
+    output_tokens: int = 0
+    prompt_tokens: int = 0
+    error: str | None = None  # a one-line transport/engine error for this request
+
+
+class CaptionBackend:
+    """Turns a batch of clips into raw answers. Subclasses load their model in `setup()` (once per Ray actor)
+    and must return one Generation per request, in order, recording per-request failures in `error` rather
+    than raising, so one bad request never fails its batch."""
+
+    name = "backend"
+
+    def __init__(self, model: str):
+        self.model = model
+
+    def setup(self) -> None:
+        """Loads the model or connects. Raises CaptionSetupError with a fix in the message."""
+
+    def generate(self, requests: list[CaptionRequest], prompt: Prompt,
+                 params: GenerationParams) -> list[Generation]:
+        raise NotImplementedError
+
+    def messages(self, prompt: Prompt, video_part: list[dict]) -> list[dict]:
+        """Chat messages in the OpenAI/transformers format: system prompt, then the video, then the question."""
+        return [{"role": "system", "content": prompt.system},
+                {"role": "user", "content": [*video_part, {"type": "text", "text": prompt.user}]}]
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return f"{type(error).__name__}: {text}"[:300]

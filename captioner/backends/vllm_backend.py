@@ -1,0 +1,69 @@
+"""vLLM's offline engine (`vllm.LLM`) with multimodal video input: the production backend on GPUs.
+
+One engine per Ray actor; each call hands the whole batch to `LLM.generate`, whose continuous batching keeps the
+GPU busy. Frames arrive decoded and resized (a CPU stage before the actor prepares them), passed as a
+`(frames, metadata)` pair so vLLM does not decode or resample again.
+"""
+
+from __future__ import annotations
+
+from captioner.backends.base import (CaptionBackend, CaptionRequest, CaptionSetupError, Generation,
+                                     GenerationParams, one_line)
+from captioner.prompts import Prompt
+
+
+class VLLMBackend(CaptionBackend):
+    """Args:
+        model: a Hub id or local directory of any vLLM-supported VLM (Qwen2.5-VL, Qwen3-VL, ...).
+        engine: keyword arguments for `vllm.LLM` (tensor_parallel_size, max_model_len, gpu_memory_utilization,
+            dtype, enforce_eager, max_num_seqs, ...), from `caption.vllm` in the config.
+        max_pixels: per-frame pixel budget handed to the model's processor.
+    """
+
+    name = "vllm"
+
+    def __init__(self, model: str, *, engine: dict | None = None, max_pixels: int | None = None):
+        super().__init__(model)
+        self.engine = dict(engine or {})
+        self.max_pixels = max_pixels
+
+    def setup(self) -> None:
+        from curate.compat import ensure_torchvision
+
+        ensure_torchvision()
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise CaptionSetupError(f"caption.backend is vllm but vLLM cannot be imported ({e}); install it "
+                                    "on GPU machines with `pip install 'vidcurate[vllm]'`, or use the "
+                                    "transformers or openai backend") from None
+        kwargs = dict(limit_mm_per_prompt={"video": 1, "image": 0}, **self.engine)
+        if self.max_pixels:
+            kwargs.setdefault("mm_processor_kwargs", {})["max_pixels"] = self.max_pixels
+        try:
+            self.llm = LLM(model=self.model, **kwargs)
+        except (OSError, ValueError) as e:
+            raise CaptionSetupError(f"vLLM could not load caption model {self.model!r}: {one_line(e)}") from None
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(self, requests: list[CaptionRequest], prompt: Prompt,
+                 params: GenerationParams) -> list[Generation]:
+        from vllm import SamplingParams
+
+        text = self.tokenizer.apply_chat_template(self.messages(prompt, [{"type": "video"}]),
+                                                  add_generation_prompt=True, tokenize=False)
+        inputs = [{"prompt": text, "multi_modal_data": {"video": (r.frames, _metadata(r))},
+                   "mm_processor_kwargs": {"do_sample_frames": False}} for r in requests]
+        sampling = SamplingParams(max_tokens=params.max_new_tokens, temperature=params.temperature,
+                                  top_p=params.top_p, seed=params.seed)
+        outputs = self.llm.generate(inputs, sampling, use_tqdm=False)
+        return [Generation(text=o.outputs[0].text, finish_reason=o.outputs[0].finish_reason,
+                           output_tokens=len(o.outputs[0].token_ids), prompt_tokens=len(o.prompt_token_ids or []))
+                for o in outputs]
+
+
+def _metadata(r: CaptionRequest) -> dict:
+    """What vLLM's video processors read about frames it did not decode itself."""
+    n = len(r.frames)
+    return {"total_num_frames": n, "fps": r.fps, "duration": n / r.fps if r.fps else r.duration_s,
+            "frames_indices": list(range(n)), "video_backend": "vidcurate", "do_sample_frames": False}

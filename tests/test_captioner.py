@@ -1,0 +1,198 @@
+"""The caption backends with a tiny random Qwen2.5-VL built here: transformers in-process, and the OpenAI
+backend against a real local server process (`python -m captioner.serve`, i.e. `transformers serve`).
+
+Random weights give random text, so these test the plumbing (batching, video inputs, token counts, retries,
+status recording, errors), not the wording.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from captioner import CaptionRequest, Captioner, GenerationParams, get_prompt
+from captioner.backends import CaptionSetupError, make_backend
+from captioner.backends.base import CaptionBackend, Generation
+from captioner.frames import clip_frames, pick_sample_indices
+from captioner.tiny import ensure_tiny_qwen
+from curate.config import load_config
+
+PROMPT = get_prompt("dense-v1")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return ensure_tiny_qwen(tmp_path_factory.mktemp("tiny") / "qwen")
+
+
+def _requests(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [CaptionRequest(f"clip{i}", rng.integers(0, 255, (4 + 2 * (i % 2), 90 + 10 * i, 160, 3), np.uint8), 4.0,
+                           2.0) for i in range(n)]
+
+
+def test_tiny_model_is_built_deterministically(tiny_model, tmp_path):
+    again = ensure_tiny_qwen(tmp_path / "again")
+    for name in ("config.json", "tokenizer.json", "chat_template.jinja"):
+        assert (tiny_model / name).read_text() == (again / name).read_text()
+    assert ensure_tiny_qwen(tiny_model) == tiny_model  # cached: not rebuilt
+
+
+def test_transformers_backend_batches_videos(tiny_model):
+    cfg = load_config(profile="tiny").caption
+    cfg.model = str(tiny_model)
+    backend = make_backend(cfg, "default")  # the default profile, pointed at the tiny directory
+    backend.setup()
+    gens = backend.generate(_requests(3), PROMPT, GenerationParams(max_new_tokens=12))
+    assert len(gens) == 3
+    for g in gens:
+        assert g.error is None and g.prompt_tokens > 50  # system + video tokens + question
+        assert 1 <= g.output_tokens <= 12
+        assert g.finish_reason in ("stop", "length")
+    # Greedy decoding is deterministic, and a batch answers as its members do alone.
+    alone = backend.generate(_requests(3)[1:2], PROMPT, GenerationParams(max_new_tokens=12))
+    assert alone[0].text == gens[1].text
+
+
+class ScriptedBackend(CaptionBackend):
+    """A backend whose answers are given per attempt: drives the retry logic deterministically."""
+
+    name = "scripted"
+
+    def __init__(self, answers):
+        super().__init__("scripted")
+        self.answers, self.calls = answers, []
+
+    def generate(self, requests, prompt, params):
+        self.calls.append((len(requests), params.temperature))
+        for r in requests:  # an engine error fails the whole call before any answer is consumed
+            if self.answers[r.clip_id][:1] == ["RAISE"]:
+                self.answers[r.clip_id].pop(0)
+                raise RuntimeError("engine fell over")
+        out = []
+        for r in requests:
+            script = self.answers[r.clip_id]
+            text = script.pop(0) if script else ""
+            out.append(Generation(text=text, finish_reason="stop", output_tokens=len(text.split())))
+        return out
+
+
+def test_retries_then_records_failure():
+    from tests.test_caption_checks import GOOD, _dump
+
+    good = _dump(GOOD)
+    backend = ScriptedBackend({"a": [good], "b": ["not json", good], "c": ["I'm sorry, I can't.", "{", "nope"],
+                               "d": ["RAISE", good]})
+    cap = Captioner(backend, PROMPT, GenerationParams(64), max_retries=2, retry_temperature=0.9)
+    reqs = [CaptionRequest(k, np.zeros((2, 28, 28, 3), np.uint8), 2.0, 1.0) for k in "abcd"]
+    out = {o.clip_id: o for o in cap(reqs)}
+    assert (out["a"].status, out["a"].attempts) == ("ok", 1)
+    assert (out["b"].status, out["b"].attempts) == ("ok", 2)
+    assert (out["c"].status, out["c"].attempts, out["c"].error) == ("failed", 3, "malformed_json")
+    assert out["d"].status == "ok" and out["d"].attempts == 1  # the batch raised: each clip was tried alone
+    cols = out["b"].columns(model="m", prompt_id=PROMPT.id)
+    assert cols["caption"] == GOOD["dense_caption"] and cols["caption_status"] == "ok" and cols["prompt_id"] == "dense-v1"
+    assert out["c"].columns(model="m", prompt_id="p")["caption"] is None
+    # First attempt greedy on all four; retries at the retry temperature on the failures only.
+    assert backend.calls[0] == (4, 0.0)
+    assert all(t == 0.9 for _, t in backend.calls[1:] if _ > 1)
+
+
+def test_tiny_random_model_fails_checks_and_keeps_clip(tiny_model):
+    cfg = load_config(profile="tiny").caption
+    cfg.model = str(tiny_model)
+    backend = make_backend(cfg, "default")
+    backend.setup()
+    out = Captioner(backend, PROMPT, GenerationParams(16), max_retries=1)(_requests(2))
+    for o in out:  # random tokens are never valid JSON captions
+        assert o.status == "failed" and o.attempts == 2 and o.error in ("truncated", "malformed_json", "empty")
+        assert o.output_tokens > 0
+
+
+def test_frames_from_samples():
+    import cv2
+
+    assert pick_sample_indices([0.0, 0.25, 0.5, 0.75, 1.0], frames=3) == [0, 2, 4]
+    assert pick_sample_indices([0.0, 0.25, 0.5, 0.75, 1.0], frames=8, rate=2.0) == [0, 2, 4]
+    assert pick_sample_indices([i * 0.25 for i in range(100)], frames=4, rate=2.0) == [0, 32, 66, 98]
+    samples = [cv2.imencode(".jpg", np.full((252, 448, 3), v, np.uint8))[1].tobytes() for v in range(0, 250, 25)]
+    frames, fps = clip_frames(samples, [i * 0.25 for i in range(10)], frames=4, rate=None, max_pixels=112 * 112,
+                              sample_fps=4.0)
+    assert frames.shape[0] == 4 and frames.shape[3] == 3 and frames.shape[1] * frames.shape[2] <= 112 * 112
+    assert abs(frames.shape[2] / frames.shape[1] - 448 / 252) < 0.05
+    assert fps == pytest.approx(3 / 2.25)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def caption_server(tiny_model):
+    """`python -m captioner.serve` (transformers serve) on loopback, serving the tiny model."""
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "captioner.serve", str(tiny_model), "--host", "127.0.0.1",
+                             "--port", str(port), "--device", "cpu"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"caption server exited: {proc.stderr.read()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield f"http://127.0.0.1:{port}/v1"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_openai_backend_against_local_server(caption_server, tiny_model):
+    cfg = load_config(profile="tiny", overrides={"caption": {"backend": "openai", "model": str(tiny_model),
+                                                             "openai": {"base_url": caption_server,
+                                                                        "concurrency": 2}}}).caption
+    backend = make_backend(cfg, "tiny")
+    backend.setup()
+    gens = backend.generate(_requests(3), PROMPT, GenerationParams(max_new_tokens=10))
+    assert [g.error for g in gens] == [None] * 3
+    assert all(1 <= g.output_tokens <= 10 and g.prompt_tokens > 20 for g in gens)
+    out = Captioner(backend, PROMPT, GenerationParams(10), max_retries=1)(_requests(2))
+    assert all(o.status == "failed" and o.attempts == 2 for o in out)  # random text, recorded, clip kept
+
+
+def test_openai_backend_server_down_is_one_clear_error():
+    cfg = load_config(overrides={"caption": {"backend": "openai", "model": "m",
+                                             "openai": {"base_url": f"http://127.0.0.1:{_free_port()}/v1",
+                                                        "max_retries": 0, "timeout_s": 2}}}).caption
+    with pytest.raises(CaptionSetupError, match="not reachable.*vllm serve"):
+        make_backend(cfg, "default").setup()
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    from captioner.backends import preflight
+
+    cfg = load_config().caption  # the default: Qwen/Qwen2.5-VL-7B-Instruct, not downloadable here
+    with pytest.raises(CaptionSetupError, match="cannot be downloaded.*caption.model"):
+        preflight(cfg, "default")
+    cfg.model = str(tmp_path / "nowhere")
+    with pytest.raises(CaptionSetupError, match="not a model directory"):
+        preflight(cfg, "default")
+
+
+def test_vllm_backend_where_vllm_runs(tiny_model):
+    pytest.importorskip("vllm", reason="vLLM is not installed in this environment (GPU machines: extra `vllm`)")
+    cfg = load_config(profile="tiny", overrides={"caption": {"backend": "vllm", "model": str(tiny_model),
+                                                             "vllm": {"max_model_len": 4096,
+                                                                      "enforce_eager": True}}}).caption
+    backend = make_backend(cfg, "default")
+    backend.setup()
+    gens = backend.generate(_requests(3), PROMPT, GenerationParams(max_new_tokens=10))
+    assert all(g.error is None and 1 <= g.output_tokens <= 10 for g in gens)
