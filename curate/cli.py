@@ -160,6 +160,29 @@ def cleanup(uri, older_than_days):
     click.echo("removed versions: " + ", ".join(f"{k}={v}" for k, v in removed.items()))
 
 
+@main.command()
+@click.argument("uri")
+@click.option("-o", "--output", default="report.html", show_default=True, type=click.Path(dir_okay=False),
+              help="Where the HTML file goes.")
+@click.option("--version", "version", default=None,
+              help="A tag or clips.lance version number (other tables as of that commit). Default: latest.")
+@click.option("--tag", default=None, help="A tag name (`curate versions` lists them; runs are `run-<id>`).")
+@click.option("--samples", type=click.IntRange(0), default=4, show_default=True,
+              help="Previews of kept clips and of dropped scenes per reason.")
+def report(uri, output, version, tag, samples):
+    """Write a self-contained HTML report of the dataset at URI: run summary, funnel, score histograms with the
+    thresholds, drop reasons, animated sample clips per reason, captions. Opens offline; no JavaScript."""
+    from curate.report import write_report
+
+    if version is not None and tag is not None:
+        _fail("give --version or --tag, not both")
+    try:
+        path = write_report(uri, output, version=tag if tag is not None else version, samples=samples)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e), 1)
+    click.echo(f"report: {path}")
+
+
 @main.command("config")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Show this file merged over the defaults (and check it).")

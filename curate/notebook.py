@@ -3,21 +3,33 @@
     ds = curate.open("out/", version="run-2026...")        # a tag, a clips.lance number, or None (latest)
     ds.candidates(columns=["clip_id", "aesthetic", "keep"], filter="aesthetic >= 5")   # pandas
     ds.table("clips", columns=["clip_id", "duration_s"])   # Arrow
-    ds.preview(filter="keep = false", n=12)                # keyframe grid, inline
     ds.funnel()                                            # videos -> scenes -> kept -> clips -> captioned
+    ds.histograms()                                        # score histograms, the run's thresholds drawn on
+    ds.preview(filter="keep = false", n=12, animated=True) # a grid of (animated) previews, inline
+    ds.preview_by_reason(n=4)                              # kept and dropped, a row per drop reason
+    ds.captions()                                          # caption browser
+    ds.what_if(min_motion=0.01)                            # newly kept/dropped under other thresholds
 """
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import html
+from collections import Counter
 from dataclasses import dataclass
 
 import pyarrow as pa
 
 from curate.schema import TABLES
-from curate.store import LanceStore
+from curate.store import LanceStore, sql_in
 from curate.versions import resolve
+from curate.visuals import (POLICY_SCORES, Captions, Plot, Preview, Tile, clip_animation, histograms_plot,
+                            keyframes_animation)
+from filters.policy import KeepPolicy
+
+_PREVIEW_COLUMNS = ["clip_id", "keyframes", "keep", "drop_reasons", "duration_s"]
+_CAPTION_COLUMNS = ["clip_id", "duration_s", "caption", "caption_short", "caption_json", "caption_status",
+                    "caption_model", "prompt_id"]
 
 
 class Dataset:
@@ -50,12 +62,36 @@ class Dataset:
         kw.setdefault("columns", [c for c in self._ds("clips").schema.names if c != "video"])  # not the blobs
         return self.table("clips", **kw).to_pandas()
 
+    def table_versions(self) -> dict[str, dict]:
+        """table -> {"version": the version read, "tags": the tags on it}."""
+        out = {}
+        for name in TABLES:
+            ds = self._ds(name)
+            if ds is not None:
+                out[name] = {"version": ds.version,
+                             "tags": sorted(t for t, v in ds.tags.list().items() if v["version"] == ds.version)}
+        return out
+
+    def runs(self):
+        """The runs (curate run and refilter) recorded at this version, oldest first, as pandas."""
+        return self.table("runs").to_pandas().sort_values("finished_at", ignore_index=True)
+
     def clip_bytes(self, clip_id: str) -> bytes:
         """The mp4 of one clip (read from the blob column, lazily)."""
-        ids = self.store.column("clips", "clip_id", version=self.versions.get("clips"))
-        if clip_id not in ids:
+        found = self._clip_blobs([clip_id])
+        if clip_id not in found:
             raise KeyError(clip_id)
-        return self._ds("clips").take_blobs("video", indices=[ids.index(clip_id)])[0].read()
+        return found[clip_id]
+
+    def _clip_blobs(self, clip_ids: list[str]) -> dict[str, bytes]:
+        """clip_id -> mp4 for those of `clip_ids` that are in clips.lance at this version."""
+        ids = self.store.column("clips", "clip_id", version=self.versions.get("clips"))
+        rows = {cid: i for i, cid in enumerate(ids)}
+        wanted = [cid for cid in dict.fromkeys(clip_ids) if cid in rows]
+        if not wanted:
+            return {}
+        blobs = self._ds("clips").take_blobs("video", indices=[rows[cid] for cid in wanted])
+        return {cid: b.read() for cid, b in zip(wanted, blobs)}
 
     def funnel(self) -> dict[str, int]:
         """Videos in, videos ok, scenes, kept, clips, captioned."""
@@ -68,35 +104,141 @@ class Dataset:
 
     def drop_reasons(self) -> dict[str, int]:
         """How many scenes each reason drops (a scene can count under several)."""
-        counts: dict[str, int] = {}
-        for reasons in self.table("candidates", columns=["drop_reasons"]).column("drop_reasons").to_pylist():
-            for r in reasons or []:
-                counts[r] = counts.get(r, 0) + 1
-        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+        counts = Counter(r for reasons in self.table("candidates", columns=["drop_reasons"])
+                         .column("drop_reasons").to_pylist() for r in reasons or [])
+        return dict(counts.most_common())
 
-    def preview(self, *, filter: str | None = None, n: int = 8, caption: str = "drop_reasons") -> Preview:
-        """A grid of the first keyframe of up to `n` scenes; shows itself inline in Jupyter."""
-        rows = self.table("candidates", columns=["clip_id", "keyframes", "keep", "drop_reasons", "duration_s"],
-                          filter=filter, limit=n).to_pylist()
-        return Preview(rows, caption)
+    # Thresholds ---------------------------------------------------------------------------------------------
+    def policy(self, **overrides) -> KeepPolicy:
+        """The keep/drop policy of the last run recorded at this version (its stored config), with `overrides`
+        (policy fields, e.g. `min_motion=0.01`; None turns a threshold off) applied over it. A version caught
+        inside the first run (before its row was written) gets that run's policy; KeepPolicy's defaults when
+        no run was ever recorded.
+
+        Raises:
+            ValueError: an override that is not a policy field.
+        """
+        import yaml
+
+        known = {f.name for f in dataclasses.fields(KeepPolicy)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown policy field {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        columns = ["config_yaml", "finished_at"]
+        rows = sorted(self.table("runs", columns=columns).to_pylist(), key=lambda r: r["finished_at"])[-1:]
+        if not rows:
+            rows = sorted(self.store.open("runs").to_table(columns=columns).to_pylist(),
+                          key=lambda r: r["finished_at"])[:1]
+        stored = (yaml.safe_load(rows[0]["config_yaml"]) or {}).get("policy") or {} if rows else {}
+        return KeepPolicy(**{**{k: v for k, v in stored.items() if k in known}, **overrides})
+
+    def score_columns(self) -> list[str]:
+        """The score columns some threshold applies to that this dataset has (older datasets have fewer)."""
+        names = set(self._ds("candidates").schema.names)
+        return [c for c in POLICY_SCORES if c in names]
+
+    def _scores(self, columns: list[str]):
+        return self.candidates(columns=[*dict.fromkeys([*columns, "keep"])])
+
+    def histogram(self, score: str, *, thresholds: KeepPolicy | dict | None = None, bins: int = 20,
+                  log: bool = False) -> Plot:
+        """Histogram of one score column over all scenes, kept and dropped stacked, with the thresholds of the
+        run's policy (or of `thresholds`: a KeepPolicy, or overrides over the run's policy) drawn on it."""
+        return self.histograms([score], thresholds=thresholds, bins=bins, log=log)
+
+    def histograms(self, scores: list[str] | None = None, *, thresholds: KeepPolicy | dict | None = None,
+                   bins: int = 20, log: bool = False, ncols: int = 3) -> Plot:
+        """`histogram` for several scores in one figure (default: every score some threshold applies to)."""
+        scores = scores or self.score_columns()
+        policy = thresholds if isinstance(thresholds, KeepPolicy) else self.policy(**(thresholds or {}))
+        return histograms_plot(self._scores(scores), policy, scores, bins=bins, log=log, ncols=ncols)
+
+    def what_if(self, overrides: dict | None = None, **kw) -> WhatIf:
+        """Re-applies the run's policy with `overrides` (policy fields) to the stored scores; writes nothing.
+
+        `curate refilter` makes the same decisions for real (and encodes the newly kept clips).
+        """
+        policy = self.policy(**{**(overrides or {}), **kw})
+        rows = self.table("candidates", columns=["clip_id", "keep", *self.score_columns()]).to_pylist()
+        before = [bool(r.pop("keep")) for r in rows]
+        decided = policy(rows)
+        out = WhatIf(policy=policy, scenes=len(decided), kept_before=sum(before),
+                     kept_after=sum(r["keep"] for r in decided))
+        for r, was in zip(decided, before):
+            if r["keep"] != was:
+                (out.newly_kept if r["keep"] else out.newly_dropped).append(r["clip_id"])
+        out.reasons_after = dict(Counter(x for r in decided for x in r["drop_reasons"]).most_common())
+        return out
+
+    # Pictures ---------------------------------------------------------------------------------------------
+    def _tiles(self, rows: list[dict], *, animated: bool, frames: int = 8) -> list[Tile]:
+        """A tile a scene: its clip's frames (kept, animated), else its keyframes (animated or the first)."""
+        mp4s = self._clip_blobs([r["clip_id"] for r in rows if r["keep"]]) if animated else {}
+        tiles = []
+        for r in rows:
+            label = "kept" if r["keep"] else ", ".join(r["drop_reasons"] or []) or "dropped"
+            detail = f"{r['duration_s']:.1f}s · {r['clip_id'][:8]}"
+            keyframes = r.get("keyframes") or []
+            if r["clip_id"] in mp4s:
+                tiles.append(Tile(clip_animation(mp4s[r["clip_id"]], frames=frames), "image/webp", label, detail))
+            elif animated and keyframes:
+                tiles.append(Tile(keyframes_animation(keyframes), "image/webp", label, detail))
+            else:
+                tiles.append(Tile(keyframes[0] if keyframes else None, "image/jpeg", label, detail))
+        return tiles
+
+    def preview(self, *, filter: str | None = None, n: int = 8, animated: bool = False, frames: int = 8) -> Preview:
+        """Up to `n` scenes (`filter` is SQL over candidates): the first keyframe of each, or with `animated`
+        a short animated preview (kept clips: `frames` frames decoded from the clip; dropped: the keyframes)."""
+        rows = self.table("candidates", columns=_PREVIEW_COLUMNS, filter=filter, limit=n).to_pylist()
+        return Preview([("", self._tiles(rows, animated=animated, frames=frames))])
+
+    def preview_by_reason(self, *, n: int = 4, animated: bool = True, frames: int = 8) -> Preview:
+        """Up to `n` kept scenes, then up to `n` dropped scenes for each drop reason (most frequent first)."""
+        groups = [("kept", self.table("candidates", columns=_PREVIEW_COLUMNS, filter="keep = true", limit=n))]
+        for reason, count in self.drop_reasons().items():
+            rows = self.table("candidates", columns=_PREVIEW_COLUMNS, limit=n,
+                              filter=f"array_has_any(drop_reasons, [{reason!r}])")
+            groups.append((f"{reason} ({count} scene{'s' * (count != 1)})", rows))
+        return Preview([(title, self._tiles(t.to_pylist(), animated=animated, frames=frames))
+                        for title, t in groups])
+
+    def captions(self, *, filter: str | None = None, n: int = 20, animated: bool = False) -> Captions:
+        """Caption browser: up to `n` captioned clips (`filter` is SQL over clips) with a preview of each."""
+        where = "caption IS NOT NULL" + (f" AND ({filter})" if filter else "")
+        rows = self.table("clips", columns=_CAPTION_COLUMNS, filter=where, limit=n).to_pylist()
+        has_error = "caption_error" in self._ds("clips").schema.names  # datasets from before the captioner lack it
+        outcome = self.table("clips", columns=["caption_status", "caption_error"] if has_error else ["caption_status"])
+        statuses = Counter(s or "not captioned" for s in outcome.column("caption_status").to_pylist())
+        errors = Counter(e for s, e in zip(outcome.column("caption_status").to_pylist(),
+                                           outcome.column("caption_error").to_pylist()) if s == "failed" and e
+                         ) if has_error else Counter()
+        scenes = self.table("candidates", columns=_PREVIEW_COLUMNS,
+                            filter=sql_in("clip_id", [r["clip_id"] for r in rows])).to_pylist() if rows else []
+        tiles = dict(zip([s["clip_id"] for s in scenes], self._tiles(scenes, animated=animated)))
+        return Captions(rows, [tiles.get(r["clip_id"]) for r in rows], dict(statuses), dict(errors.most_common(5)))
 
 
 @dataclass
-class Preview:
-    rows: list[dict]
-    caption: str
+class WhatIf:
+    """What a policy would decide over the stored scores, against what is stored."""
+
+    policy: KeepPolicy
+    scenes: int
+    kept_before: int
+    kept_after: int
+    newly_kept: list[str] = dataclasses.field(default_factory=list)
+    newly_dropped: list[str] = dataclasses.field(default_factory=list)
+    reasons_after: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def format(self) -> str:
+        reasons = ", ".join(f"{k} {v}" for k, v in self.reasons_after.items()) or "none"
+        return (f"{self.scenes} scenes: kept {self.kept_before} -> {self.kept_after} "
+                f"(+{len(self.newly_kept)} newly kept, -{len(self.newly_dropped)} newly dropped); "
+                f"drop reasons after: {reasons}")
 
     def _repr_html_(self) -> str:
-        cells = []
-        for r in self.rows:
-            img = base64.b64encode(r["keyframes"][0]).decode() if r["keyframes"] else ""
-            label = "kept" if r["keep"] else ", ".join(r["drop_reasons"] or []) or "dropped"
-            cells.append(
-                f'<figure style="display:inline-block;margin:4px;width:200px">'
-                f'<img src="data:image/jpeg;base64,{img}" style="width:200px"/>'
-                f'<figcaption style="font:11px monospace">{html.escape(label)} · {r["duration_s"]:.1f}s<br>'
-                f'{html.escape(r["clip_id"][:8])}</figcaption></figure>')
-        return f'<div class="curate-preview">{"".join(cells) or "no scenes match"}</div>'
+        return f"<pre>{html.escape(self.format())}</pre>"
 
 
 def open_dataset(uri: str, version: str | int | None = None, **kw) -> Dataset:

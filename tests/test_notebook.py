@@ -30,3 +30,57 @@ def test_versions_and_preview(demo_dataset):
         at_run.table("nope")
     with pytest.raises(FileNotFoundError):
         curate.open(str(out / "missing"))
+
+
+def test_policy_histograms_and_what_if(demo_dataset):
+    from filters.policy import KeepPolicy
+
+    from curate.visuals import thresholds_on
+
+    out, summary = demo_dataset
+    ds = curate.open(str(out), version=summary.tag)
+    policy = ds.policy()  # the run's stored config: the tiny profile's defaults
+    assert policy == KeepPolicy.from_config(curate.load_config(profile="tiny").policy)
+    assert thresholds_on(policy, "motion") == [(f"min_motion = {policy.min_motion:g}", policy.min_motion)]
+    assert ds.policy(min_motion=None).min_motion is None
+    with pytest.raises(ValueError, match="unknown policy field 'min_motoin'"):
+        ds.policy(min_motoin=0.1)
+    assert ds.histogram("motion").png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert ds.histograms(["watermark_prob", "duration_s"], thresholds={"max_watermark_prob": 0.2})._repr_png_()
+
+    same = ds.what_if()  # the stored policy reproduces the stored decisions
+    assert (same.kept_before, same.kept_after, same.newly_kept, same.newly_dropped) == (
+        summary.kept, summary.kept, [], [])
+    assert same.reasons_after == ds.drop_reasons()
+    reasons = {r["clip_id"]: r["drop_reasons"] for r in ds.table("candidates", columns=["clip_id", "drop_reasons"])
+               .to_pylist()}
+    for field, reason in [("max_watermark_prob", "watermark"), ("min_motion", "static")]:
+        loose = ds.what_if({field: None})  # a threshold off: exactly the scenes it alone dropped come back
+        assert sorted(loose.newly_kept) == sorted(c for c, r in reasons.items() if r == [reason])
+        assert loose.newly_dropped == [] and loose.kept_after == summary.kept + len(loose.newly_kept)
+    strict = ds.what_if(min_clip_s=1000.0)
+    assert strict.kept_after == 0 and len(strict.newly_dropped) == summary.kept
+    assert f"-{summary.kept} newly dropped" in strict.format()
+
+
+def test_animated_previews_and_captions(demo_dataset):
+    import io
+
+    from PIL import Image
+
+    out, summary = demo_dataset
+    ds = curate.open(str(out))
+    grid = ds.preview_by_reason(n=2)
+    titles = [title for title, _ in grid.groups]
+    assert titles[0] == "kept" and len(titles) == 1 + len(ds.drop_reasons())
+    for title, tiles in grid.groups:
+        assert tiles and all(t.mime == "image/webp" for t in tiles)
+        frames = {Image.open(io.BytesIO(t.image)).n_frames for t in tiles}
+        # Kept: 8 frames decoded from the clip; dropped: the 3 stored keyframes (WebP merges identical ones).
+        assert all(1 < n <= 8 for n in frames) if title == "kept" else frames <= {1, 2, 3}, (title, frames)
+    assert 'src="data:image/webp;base64,' in grid._repr_html_()
+    captions = ds.captions()._repr_html_()
+    if ds.funnel()["captioned"] == 0:
+        assert "no captions" in captions
+    else:
+        assert captions.count("<tr>") == min(20, ds.funnel()["captioned"])
