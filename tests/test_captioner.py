@@ -190,7 +190,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
 def test_vllm_backend_where_vllm_runs(tiny_model):
     pytest.importorskip("vllm", reason="vLLM is not installed in this environment (GPU machines: extra `vllm`)")
     cfg = load_config(profile="tiny", overrides={"caption": {"backend": "vllm", "model": str(tiny_model),
-                                                             "vllm": {"max_model_len": 4096,
+                                                             "vllm": {"max_model_len": 4096, "gpu_memory_utilization": 0.2,
                                                                       "enforce_eager": True}}}).caption
     backend = make_backend(cfg, "default")
     backend.setup()
