@@ -31,6 +31,9 @@ bench: venv
 	command -v ffmpeg >/dev/null || (apt-get update -qq && apt-get install -y -qq ffmpeg)
 	$(PY) bench/analysis_bench.py
 	$(PY) bench/scoring_bench.py
+	$(PY) bench/caption_bench.py
+	[ -d demo/dataset ] || $(VENV)/bin/curate demo --workdir demo
+	$(PY) bench/train_bench.py --dataset demo/dataset
 
 clean:
 	rm -rf demo .pytest_cache
