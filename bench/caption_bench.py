@@ -111,7 +111,8 @@ if __name__ == "__main__":
     from bench.caption_bench import make_requests, run_backend
     from captioner.backends.vllm_backend import VLLMBackend
     args = json.loads(sys.argv[2])
-    b = VLLMBackend(args["model"], engine={"max_model_len": 4096, "enforce_eager": True, "dtype": "float32"})
+    b = VLLMBackend(args["model"], engine={"max_model_len": 4096, "enforce_eager": True, "dtype": "float32",
+                                          "gpu_memory_utilization": 0.2})  # of CPU memory, on the CPU build
     b.setup()
     reqs = make_requests(args["clips"])
     run_backend(b, reqs[:2], args["tokens"], args["batch"], 1)  # warm-up
