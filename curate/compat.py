@@ -88,3 +88,20 @@ def prefer_pil_image_backend() -> None:
         return "pil" if backend is None and use_fast is None else original(backend, use_fast, base_class_name)
 
     auto._resolve_backend = resolve
+
+
+def register_open_clip_config(name: str, config: dict) -> None:
+    """Registers a model config with open_clip under `name` (once per process), for the tiny random models.
+
+    open_clip only reads configs from JSON files in a directory, so the config is written to a temporary one.
+    """
+    import json
+    import tempfile
+
+    import open_clip
+
+    if name in open_clip.list_models():
+        return
+    d = Path(tempfile.mkdtemp(prefix="vidcurate-openclip-"))
+    (d / f"{name}.json").write_text(json.dumps(config))
+    open_clip.add_model_config(d)

@@ -11,7 +11,6 @@ head of the same architecture and matching width: offline, fast, and marked as s
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import urllib.request
@@ -113,15 +112,6 @@ def load_head(kind: str, path: str, width: int) -> nn.Module:
     return head.eval()
 
 
-def _register_tiny() -> None:
-    import open_clip
-
-    if TINY_MODEL in open_clip.list_models():
-        return
-    d = Path(tempfile.mkdtemp(prefix="vidcurate-openclip-"))
-    (d / f"{TINY_MODEL}.json").write_text(json.dumps(TINY_CONFIG))
-    open_clip.add_model_config(d)
-
 
 def load_clip(spec: AestheticSpec, device: str = "cpu"):
     """(model, preprocess) through open_clip's own loader.
@@ -129,13 +119,13 @@ def load_clip(spec: AestheticSpec, device: str = "cpu"):
     Raises:
         WeightsError: the checkpoint path is missing, or the named weights cannot be downloaded.
     """
-    from curate.compat import ensure_torchvision
+    from curate.compat import ensure_torchvision, register_open_clip_config
 
     ensure_torchvision()
     import open_clip
 
     if spec.tiny:
-        _register_tiny()
+        register_open_clip_config(TINY_MODEL, TINY_CONFIG)
         torch.manual_seed(0)  # the same tiny model in every worker
         model, _, preprocess = open_clip.create_model_and_transforms(TINY_MODEL, pretrained=None, device=device)
         return model.eval(), preprocess

@@ -9,9 +9,7 @@ The profile is recorded in every checkpoint.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,15 +85,6 @@ class TextEncoder(nn.Module):
         return x, mask, x[torch.arange(x.shape[0], device=device), eot]
 
 
-def _register_tiny() -> None:
-    import open_clip
-
-    if TINY_TEXT_MODEL in open_clip.list_models():
-        return
-    d = Path(tempfile.mkdtemp(prefix="vidcurate-text-"))
-    (d / f"{TINY_TEXT_MODEL}.json").write_text(json.dumps(TINY_TEXT_CONFIG))
-    open_clip.add_model_config(d)
-
 
 def load_text_encoder(cfg: TextConfig, device: torch.device | str = "cpu") -> TextEncoder:
     """The frozen encoder for `cfg`, on `device`.
@@ -103,13 +92,13 @@ def load_text_encoder(cfg: TextConfig, device: torch.device | str = "cpu") -> Te
     Raises:
         WeightsError: a checkpoint path that does not exist, or named weights that cannot be downloaded.
     """
-    from curate.compat import ensure_torchvision
+    from curate.compat import ensure_torchvision, register_open_clip_config
 
     ensure_torchvision()
     import open_clip
 
     if cfg.profile == "tiny":
-        _register_tiny()
+        register_open_clip_config(TINY_TEXT_MODEL, TINY_TEXT_CONFIG)
         with torch.random.fork_rng(devices=[]):  # the same tiny tower everywhere, without moving the caller's RNG
             torch.manual_seed(0)
             model = open_clip.create_model(TINY_TEXT_MODEL, pretrained=None)
