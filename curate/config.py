@@ -9,18 +9,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from curate.typed_config import ConfigError, build
+from curate.typed_config import require as _require
+
 PROFILES = ("default", "tiny")
 
 
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or out of range; the message names the field."""
 
 
 @dataclass
@@ -373,68 +373,10 @@ class Config:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _require(ok: bool, name: str, rule: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"config field '{name}' {rule} (got {value!r})")
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    """Builds dataclass `cls` from a mapping, naming the dotted field of any unknown key or wrong type."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"config field '{prefix or 'root'}' must be a mapping (got {type(data).__name__})")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        where = f"{prefix}." if prefix else ""
-        raise ConfigError(f"unknown config field '{where}{unknown[0]}' (known: {', '.join(sorted(known))})")
-    kwargs = {}
-    for key, value in data.items():
-        name = f"{prefix}.{key}" if prefix else key
-        kwargs[key] = _coerce(hints[key], value, name)
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, name: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, name)
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None and type(None) in args:
-            return None
-        hint = next(a for a in args if a is not type(None))
-        return _coerce(hint, value, name)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"config field '{name}' must be a list (got {value!r})")
-        return [_coerce(args[0], v, f"{name}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"config field '{name}' must be a mapping (got {value!r})")
-        return {str(k): str(v) for k, v in value.items()}
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"config field '{name}' must be true or false (got {value!r})")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config field '{name}' must be an integer (got {value!r})")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"config field '{name}' must be a number (got {value!r})")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"config field '{name}' must be a string (got {value!r})")
-        return value
-    return value
-
-
 def config_from_dict(data: dict[str, Any] | None) -> Config:
     """Builds and checks a Config from a (possibly partial) mapping over the embedded defaults."""
     data = data or {}
-    cfg = _build(Config, data, "")
+    cfg = build(Config, data)
     if cfg.profile == "tiny" and "min_aesthetic" not in (data.get("policy") or {}):
         cfg.policy.min_aesthetic = None  # random tiny weights: their aesthetic scores mean nothing
     caption = data.get("caption") or {}

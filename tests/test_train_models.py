@@ -136,7 +136,7 @@ def test_bucket_batches_are_sharded_seeded_and_resumable():
 def test_config_errors_name_the_field(tmp_path):
     with pytest.raises(ConfigError, match="unknown config field 'dit.deepth'"):
         load_config(overrides={"dit.deepth": 3})
-    with pytest.raises(ConfigError, match="'optim.lr' must be a float"):
+    with pytest.raises(ConfigError, match="'optim.lr' must be a number"):
         load_config(sets=["optim.lr=fast"])
     with pytest.raises(ConfigError, match="num_frames must be 1 \\+ k \\* 4"):
         load_config(overrides={"data.num_frames": 16})

@@ -14,21 +14,19 @@ A YAML file only holds what it changes; unknown fields and wrong types are error
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from curate.typed_config import ConfigError
+from curate.typed_config import build as from_dict
 from train.data import DataConfig, bucket_sizes
 from train.dit import DiTConfig, dit_config
 from train.text import TextConfig
 from train.vae import VAEConfig, vae_config
 
 
-class ConfigError(ValueError):
-    """A config field is unknown or has the wrong type or value; the message names it."""
 
 
 @dataclass
@@ -138,61 +136,6 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def _coerce(value, hint, name: str):
-    """`value` checked against the type hint `hint` (ints pass as floats, lists as tuples)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, arg, name)
-            except ConfigError as e:
-                errors.append(e)
-        raise errors[0]
-    if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, prefix=name)
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config field '{name}' must be a list (got {value!r})")
-        inner = args[0] if args else typing.Any
-        items = [_coerce(v, inner, f"{name}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"config field '{name}' must be a mapping (got {value!r})")
-        return dict(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float, str, bool) and (not isinstance(value, hint) or (hint is int and isinstance(value, bool))):
-        raise ConfigError(f"config field '{name}' must be {'an' if hint is int else 'a'} {hint.__name__} "
-                          f"(got {value!r})")
-    return value
-
-
-def from_dict(cls, data: dict | None, *, prefix: str = ""):
-    """A `cls` dataclass from a (partial) nested dict over its defaults.
-
-    Raises:
-        ConfigError: an unknown field, a wrong type, or a value the section rejects.
-    """
-    data = data or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config section '{prefix or 'top level'}' must be a mapping (got {data!r})")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            raise ConfigError(f"unknown config field '{prefix + '.' if prefix else ''}{key}' "
-                              f"(known: {', '.join(sorted(names))})")
-    values = {k: _coerce(v, hints[k], f"{prefix + '.' if prefix else ''}{k}") for k, v in data.items()}
-    try:
-        return cls(**values)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
 
 
 def _set(tree: dict, dotted: str, value) -> None:
