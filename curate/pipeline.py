@@ -82,17 +82,12 @@ def _map_actors(ds, stage_cls, res: StageResources, *, fn_constructor_kwargs: di
     return ds.map_batches(stage_cls, **kwargs)
 
 
-def actor_cpu_scale(cfg: Config) -> float:
-    """Scales the model actors' CPU reservations down when, on a small machine, they would leave less than one
-    CPU for the task stages: actors hold their CPUs for the whole job, so analysis would never be scheduled."""
+def actor_cpu_scale(cfg: Config, pools: list[StageResources]) -> float:
+    """Scales the model actors' CPU reservations down when, on a small machine, the actor `pools` would leave
+    less than one task's CPUs: actors hold their CPUs for the whole job, so analysis would never be scheduled."""
     import ray
 
     r = cfg.resources
-    pools = []
-    if cfg.scoring.aesthetic.enabled:
-        pools.append(r.aesthetic)
-    if cfg.caption.enabled:
-        pools.append(r.caption)
     reserved = sum(p.num_cpus * (p.concurrency or 1) for p in pools)
     free = ray.cluster_resources().get("CPU", 1.0) - max(r.analyze.num_cpus, r.encode.num_cpus)
     if reserved <= free or reserved == 0:
@@ -141,8 +136,8 @@ def add_caption_stages(ds, cfg: Config, *, cpu_scale: float | None = None):
     """Frame preparation (CPU tasks), then the caption actor pool, on kept scenes; a no-op when disabled."""
     if not cfg.caption.enabled:
         return ds
-    cpu_scale = actor_cpu_scale(cfg) if cpu_scale is None else cpu_scale
     r = cfg.resources
+    cpu_scale = actor_cpu_scale(cfg, [r.caption]) if cpu_scale is None else cpu_scale
     ds = _map(ds, CaptionPrepStage(cfg), r.caption_prep)
     return _map_actors(ds, CaptionStage, r.caption, num_gpus=caption_gpus(cfg), fn_constructor_kwargs={"cfg": cfg},
                        cpu_scale=cpu_scale)
@@ -158,7 +153,9 @@ def build_dataset(sources: list[Source], cfg: Config, store: LanceStore, *, run_
     items = [{"uri": s.uri, "source_meta": s.meta_json} for s in sources]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4096)))
     r = cfg.resources
-    cpu_scale = actor_cpu_scale(cfg)
+    actor_pools = [p for p, on in ((r.aesthetic, cfg.scoring.aesthetic.enabled), (r.caption, cfg.caption.enabled))
+                   if on]
+    cpu_scale = actor_cpu_scale(cfg, actor_pools)
     ds = _map(ds, AnalyzeStage(cfg), r.analyze)
     ds = _map(ds, ScoreStage(cfg), r.score)
     if cfg.scoring.aesthetic.enabled:

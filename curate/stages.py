@@ -186,11 +186,10 @@ class CaptionStage(Stage):
                      "duration_s")
 
     def __init__(self, cfg: Config):
-        from captioner import Captioner, GenerationParams, get_prompt, make_backend, resolve_model
+        from captioner import Captioner, GenerationParams, get_prompt, make_backend
 
         c = cfg.caption
         self.prompt = get_prompt(c.prompt)
-        self.model_name = resolve_model(c, cfg.profile)[1]
         backend = make_backend(c, cfg.profile)
         backend.setup()
         self.captioner = Captioner(backend, self.prompt, GenerationParams(c.max_new_tokens, c.temperature, c.top_p),
@@ -209,7 +208,7 @@ class CaptionStage(Stage):
         outcomes = self.captioner(requests) if requests else []
         share = (self.captioner.stats.generate_s - before) / max(1, len(todo))
         for row, outcome in zip(todo, outcomes):
-            row.update(outcome.columns(model=self.model_name, prompt_id=self.prompt.id), caption_gen_s=share,
+            row.update(outcome.columns(model=self.captioner.backend.label, prompt_id=self.prompt.id), caption_gen_s=share,
                        caption_frames=None)
         return rows
 

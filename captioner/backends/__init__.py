@@ -26,7 +26,13 @@ def resolve_model(cfg, profile: str) -> tuple[str, str]:
 
 def make_backend(cfg, profile: str) -> CaptionBackend:
     """The backend a `caption:` config section names, not yet set up (call `setup()` where it will run)."""
-    model, _ = resolve_model(cfg, profile)
+    model, label = resolve_model(cfg, profile)
+    backend = _construct(cfg, model)
+    backend.label = label
+    return backend
+
+
+def _construct(cfg, model: str) -> CaptionBackend:
     if cfg.backend == "vllm":
         from captioner.backends.vllm_backend import VLLMBackend
 

@@ -48,6 +48,7 @@ class CaptionBackend:
 
     def __init__(self, model: str):
         self.model = model
+        self.label = model  # the name recorded in `caption_model` (make_backend marks the tiny model's)
 
     def setup(self) -> None:
         """Loads the model or connects. Raises CaptionSetupError with a fix in the message."""
