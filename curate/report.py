@@ -54,24 +54,24 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _bars(header: str, rows: list[tuple[str, int, str]], top: int) -> str:
+    """A table of (label, count, share text) rows, each with a bar scaled to `top`."""
+    body = "".join(f"<tr><td>{html.escape(k)}</td><td class=num>{v}</td><td class=num>{html.escape(share)}</td>"
+                   f'<td><span class="bar" style="width:{300 * v / max(top, 1):.0f}px"></span></td></tr>'
+                   for k, v, share in rows)
+    return f"<table><tr><th>{header}</th><th>count</th><th>share</th><th></th></tr>{body}</table>"
+
+
 def _reasons(counts: dict[str, int], total: int) -> str:
     """Drop reasons with their counts, shares of all `total` scenes and bars."""
-    rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td class=num>{v}</td><td class=num>{100 * v / max(total, 1):.0f}%</td>"
-        f'<td><span class="bar" style="width:{300 * v / max(total, 1):.0f}px"></span></td></tr>'
-        for k, v in counts.items())
-    return f"<table><tr><th></th><th>count</th><th>share</th><th></th></tr>{rows}</table>"
+    return _bars("", [(k, v, f"{100 * v / max(total, 1):.0f}%") for k, v in counts.items()], total)
 
 
 def _funnel(f: dict[str, int]) -> str:
     """Each stage with its count, its share of the stage it comes from, and a bar."""
     of = {"videos_ok": "videos", "kept": "scenes", "clips": "kept", "captioned": "clips"}
-    top = max(f.values()) or 1
-    rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td class=num>{v}</td>"
-        f"<td class=num>{f'{100 * v / f[of[k]]:.0f}% of {of[k]}' if k in of and f[of[k]] else ''}</td>"
-        f'<td><span class="bar" style="width:{300 * v / top:.0f}px"></span></td></tr>' for k, v in f.items())
-    return f"<table><tr><th>stage</th><th>count</th><th>share</th><th></th></tr>{rows}</table>"
+    rows = [(k, v, f"{100 * v / f[of[k]]:.0f}% of {of[k]}" if k in of and f[of[k]] else "") for k, v in f.items()]
+    return _bars("stage", rows, max(f.values()))
 
 
 def _summary(ds: Dataset, label: str) -> str:
