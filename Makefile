@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# PP-OCRv4's ONNX models; without its GUI-OpenCV requirement (its real dependencies are in pyproject.toml).
+	$(PY) -m pip install --quiet --no-deps rapidocr-onnxruntime==1.4.4
 	touch $(STAMP)
 
 demo: venv
@@ -31,6 +33,7 @@ bench: venv
 	command -v ffmpeg >/dev/null || (apt-get update -qq && apt-get install -y -qq ffmpeg)
 	$(PY) bench/analysis_bench.py
 	$(PY) bench/scoring_bench.py
+	$(PY) bench/filters_bench.py
 	$(PY) bench/caption_bench.py
 	[ -d demo/dataset ] || $(VENV)/bin/curate demo --workdir demo
 	$(PY) bench/train_bench.py --dataset demo/dataset

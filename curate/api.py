@@ -53,6 +53,7 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
         ConfigError: a bad config field (named in the message).
         ValueError: no input videos were found.
         WeightsError: a model's weights are missing or cannot be downloaded (the message says how to get them).
+        ModelUnavailable: the OCR or NSFW model's package is missing (the message says how to install it).
         CaptionSetupError: the caption model cannot be had or its server does not answer (the message says how).
     """
     from curate.pipeline import Committer, build_dataset, execute, init_ray
@@ -69,6 +70,10 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
         from filters.aesthetic import preflight, spec_from_config
 
         preflight(spec_from_config(cfg.scoring.aesthetic, cfg.profile))
+    if cfg.scoring.ocr.enabled or cfg.scoring.safety.enabled:
+        from curate.stages import ScoreStage
+
+        ScoreStage(cfg).preflight()
     if cfg.caption.enabled:
         from captioner.backends import preflight as caption_preflight
 

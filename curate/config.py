@@ -204,16 +204,63 @@ class AestheticConfig:
 
 
 @dataclass
+class OcrConfig:
+    """Text in the picture: PP-OCRv4 text detection from `rapidocr-onnxruntime` (weights in the wheel; see
+    filters/ocr.py). `frames` samples spread over each scene are read (the middle one first: a scene with no text
+    there stops); text found in at least `persist` of them is persistent (subtitles, handles, tickers). Frames
+    are scaled to `max_side` for detection. `recognize` also reads the persistent text into `ocr_text`."""
+
+    enabled: bool = True
+    frames: int = 3
+    max_side: int = 448
+    persist: float = 0.5
+    box_threshold: float = 0.5
+    recognize: bool = False
+    device: str = "auto"  # auto | cpu | cuda (ONNX Runtime's CUDA provider, from onnxruntime-gpu)
+
+    def check(self, name: str) -> None:
+        _require(2 <= self.frames <= 16, f"{name}.frames", "must be in [2, 16]", self.frames)
+        _require(160 <= self.max_side <= 1920, f"{name}.max_side", "must be in [160, 1920]", self.max_side)
+        _require(0 < self.persist <= 1, f"{name}.persist", "must be in (0, 1]", self.persist)
+        _require(0 < self.box_threshold < 1, f"{name}.box_threshold", "must be in (0, 1)", self.box_threshold)
+        _require(self.device in ("auto", "cpu", "cuda"), f"{name}.device", "must be auto, cpu or cuda", self.device)
+
+
+@dataclass
+class SafetyConfig:
+    """NSFW screening with NudeNet's detector (`nudenet` 3.4.2, weights in the wheel; see filters/safety.py)
+    on up to `frames` keyframes per scene (the middle one first; the others when it shows a person); detections
+    under `min_score` are ignored."""
+
+    enabled: bool = True
+    frames: int = 3
+    min_score: float = 0.3
+    device: str = "auto"  # auto | cpu | cuda
+
+    def check(self, name: str) -> None:
+        _require(1 <= self.frames <= 16, f"{name}.frames", "must be in [1, 16]", self.frames)
+        _require(0 < self.min_score < 1, f"{name}.min_score", "must be in (0, 1)", self.min_score)
+        _require(self.device in ("auto", "cpu", "cuda"), f"{name}.device", "must be auto, cpu or cuda", self.device)
+
+
+@dataclass
 class ScoringConfig:
-    """Which scorers run. All read the analysis pass's samples; none opens the video again."""
+    """Which scorers run. All read the analysis pass's samples or keyframes; none opens the video again. The
+    weight-free scorers (quality, motion, watermark) read at most `max_samples` samples spread over a scene."""
 
     aesthetic: AestheticConfig = field(default_factory=AestheticConfig)
     quality: bool = True
     motion: bool = True
     watermark: bool = True
+    ocr: OcrConfig = field(default_factory=OcrConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    max_samples: int = 12
 
     def check(self, name: str) -> None:
         self.aesthetic.check(f"{name}.aesthetic")
+        self.ocr.check(f"{name}.ocr")
+        self.safety.check(f"{name}.safety")
+        _require(3 <= self.max_samples <= 256, f"{name}.max_samples", "must be in [3, 256]", self.max_samples)
 
 
 @dataclass
@@ -317,6 +364,9 @@ class PolicyConfig:
     max_motion: float | None = None
     max_jitter: float | None = None
     max_watermark_prob: float | None = 0.5
+    max_text_area: float | None = 0.1  # share of the frame covered by text, on average over the frames read
+    max_persistent_text_area: float | None = 0.003  # text that stays put: overlays, subtitles, tickers
+    max_nsfw: float | None = 0.6  # NudeNet finds "buttocks" in round red cartoon bushes at 0.56
     min_sharpness: float | None = None
     max_dark_fraction: float | None = 0.9
     max_bright_fraction: float | None = 0.9
@@ -327,8 +377,8 @@ class PolicyConfig:
     def check(self, name: str) -> None:
         _require(self.min_clip_s >= 0, f"{name}.min_clip_s", "must be >= 0", self.min_clip_s)
         _require(self.max_clip_s > self.min_clip_s, f"{name}.max_clip_s", "must be > min_clip_s", self.max_clip_s)
-        for f in ("max_watermark_prob", "max_dark_fraction", "max_bright_fraction", "max_blank_fraction",
-                  "max_frozen_fraction"):
+        for f in ("max_watermark_prob", "max_text_area", "max_persistent_text_area", "max_nsfw", "max_dark_fraction",
+                  "max_bright_fraction", "max_blank_fraction", "max_frozen_fraction"):
             v = getattr(self, f)
             _require(v is None or 0 <= v <= 1, f"{name}.{f}", "must be in [0, 1] or null", v)
 

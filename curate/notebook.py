@@ -24,10 +24,11 @@ from curate.schema import TABLES
 from curate.store import LanceStore, sql_in
 from curate.versions import resolve
 from curate.visuals import (POLICY_SCORES, Captions, Plot, Preview, Tile, clip_animation, histograms_plot,
-                            keyframes_animation)
+                            keyframe_still, keyframes_animation, why_boxes)
 from filters.policy import KeepPolicy
 
-_PREVIEW_COLUMNS = ["clip_id", "keyframes", "keep", "drop_reasons", "duration_s"]
+_BOXED_REASONS = {"watermark", "text", "text_overlay"}  # drops whose cause has a place in the frame
+_PREVIEW_COLUMNS = ["clip_id", "keyframes", "keep", "drop_reasons", "duration_s", "watermark_box", "text_boxes"]
 _CAPTION_COLUMNS = ["clip_id", "duration_s", "caption", "caption_short", "caption_json", "caption_status",
                     "caption_model", "prompt_id"]
 
@@ -172,19 +173,22 @@ class Dataset:
 
     # Pictures ---------------------------------------------------------------------------------------------
     def _tiles(self, rows: list[dict], *, animated: bool, frames: int = 8) -> list[Tile]:
-        """A tile a scene: its clip's frames (kept, animated), else its keyframes (animated or the first)."""
+        """A tile a scene: its clip's frames (kept, animated), else its keyframes (animated or the first). A scene
+        dropped for an overlay or text reason shows the boxes that caused it (see `visuals.why_boxes`)."""
         mp4s = self._clip_blobs([r["clip_id"] for r in rows if r["keep"]]) if animated else {}
         tiles = []
         for r in rows:
             label = "kept" if r["keep"] else ", ".join(r["drop_reasons"] or []) or "dropped"
             detail = f"{r['duration_s']:.1f}s · {r['clip_id'][:8]}"
             keyframes = r.get("keyframes") or []
+            boxes = why_boxes(r) if set(r["drop_reasons"] or []) & _BOXED_REASONS else []
             if r["clip_id"] in mp4s:
                 tiles.append(Tile(clip_animation(mp4s[r["clip_id"]], frames=frames), "image/webp", label, detail))
             elif animated and keyframes:
-                tiles.append(Tile(keyframes_animation(keyframes), "image/webp", label, detail))
+                tiles.append(Tile(keyframes_animation(keyframes, boxes=boxes), "image/webp", label, detail))
             else:
-                tiles.append(Tile(keyframes[0] if keyframes else None, "image/jpeg", label, detail))
+                tiles.append(Tile(keyframe_still(keyframes[0], boxes) if keyframes else None, "image/jpeg", label,
+                                  detail))
         return tiles
 
     def preview(self, *, filter: str | None = None, n: int = 8, animated: bool = False, frames: int = 8) -> Preview:

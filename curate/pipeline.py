@@ -12,6 +12,7 @@ per-video progress reach the driver; clip bytes go from the encode workers strai
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -111,6 +112,28 @@ def aesthetic_gpus(cfg: Config) -> float:
     return 1.0 if has_gpu else 0.0
 
 
+def score_gpus(cfg: Config) -> float:
+    """GPUs per score task: as configured, else a quarter of one when the cluster has GPUs, the OCR or NSFW
+    scorer may use them (`device: auto | cuda`) and ONNX Runtime here has its CUDA provider (onnxruntime-gpu)."""
+    import ray
+
+    from filters.onnx import CUDA
+
+    if cfg.resources.score.num_gpus:
+        return cfg.resources.score.num_gpus
+    s = cfg.scoring
+    learned = [m.device for m in (s.ocr, s.safety) if m.enabled]
+    if not learned or all(d == "cpu" for d in learned) or ray.cluster_resources().get("GPU", 0) <= 0:
+        return 0.0
+    import onnxruntime
+
+    if CUDA not in onnxruntime.get_available_providers():
+        log.warning("the cluster has GPUs but ONNX Runtime here has no CUDA provider: OCR and NSFW scoring run on "
+                    "CPU (install onnxruntime-gpu in place of onnxruntime to use them)")
+        return 0.0
+    return 0.25
+
+
 def caption_gpus(cfg: Config) -> float:
     """GPUs per caption actor: as configured, else what the backend needs (vllm: its tensor-parallel size;
     transformers: one when the cluster has GPUs and `caption.device` allows; openai: none)."""
@@ -157,7 +180,7 @@ def build_dataset(sources: list[Source], cfg: Config, store: LanceStore, *, run_
                    if on]
     cpu_scale = actor_cpu_scale(cfg, actor_pools)
     ds = _map(ds, AnalyzeStage(cfg), r.analyze)
-    ds = _map(ds, ScoreStage(cfg), r.score)
+    ds = _map(ds, ScoreStage(cfg), dataclasses.replace(r.score, num_gpus=score_gpus(cfg)))
     if cfg.scoring.aesthetic.enabled:
         gpus = aesthetic_gpus(cfg)
         ds = _map_actors(ds, AestheticStage, r.aesthetic, num_gpus=gpus, cpu_scale=cpu_scale,

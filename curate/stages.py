@@ -69,39 +69,98 @@ class AnalyzeStage(Stage):
         return out
 
 
-def _sample_frames(row: dict) -> list:
-    from curate.analyze import decode_jpeg
+class LazyFrames:
+    """A scene's JPEG samples as a sequence of BGR frames decoded on first access: each scorer reads only the
+    frames it picks, and no frame is decoded twice."""
 
-    return [decode_jpeg(b) for b in row.get("samples") or []]
+    def __init__(self, jpegs: list[bytes] | None):
+        self.jpegs = jpegs or []
+        self._decoded: dict[int, object] = {}
+
+    def __len__(self) -> int:
+        return len(self.jpegs)
+
+    def __getitem__(self, i: int):
+        from curate.analyze import decode_jpeg
+
+        if i not in self._decoded:
+            self._decoded[i] = decode_jpeg(self.jpegs[i])
+        return self._decoded[i]
 
 
 class ScoreStage(Stage):
-    """The weight-free scorers (quality, motion, overlays) on each scene's samples, decoded once per row."""
+    """Every scorer that reads a scene's samples or keyframes: quality, motion, overlays, OCR text and safety.
+
+    Runs as Ray tasks (fused with analysis when their resources match); the two learned scorers (OCR, NSFW:
+    ONNX models shipped in their wheels) load once per worker process and run on CUDA where ONNX Runtime has it.
+    The weight-free scorers read at most `scoring.max_samples` samples spread over the scene (motion: as many
+    consecutive pairs), so their cost does not grow with the scene's length."""
 
     name = "score"
-    input_columns = ("clip_id", "samples", "sample_times")
+    input_columns = ("clip_id", "samples", "sample_times", "keyframes")
 
     def __init__(self, cfg: Config):
-        from filters.watermark import OverlayDetector
+        from filters.ocr import OcrSettings
+        from filters.safety import SafetySettings
 
         self.scoring = cfg.scoring
-        self.overlays = OverlayDetector()
+        threads = max(1, int(cfg.resources.score.num_cpus))
+        o, s = cfg.scoring.ocr, cfg.scoring.safety
+        self.ocr = OcrSettings(frames=o.frames, max_side=o.max_side, persist=o.persist, box_threshold=o.box_threshold,
+                               recognize=o.recognize, device=o.device, threads=threads) if o.enabled else None
+        self.safety = SafetySettings(frames=s.frames, min_score=s.min_score, device=s.device,
+                                     threads=threads) if s.enabled else None
+        self.seconds: dict[str, float] = {}  # time spent per scorer in this process, for benchmarks
+
+    def preflight(self) -> None:
+        """Fails on the driver, before any work, when a learned scorer's model cannot be had."""
+        from filters import ocr, safety
+
+        if self.ocr is not None:
+            ocr.preflight(self.ocr)
+        if self.safety is not None:
+            safety.preflight(self.safety)
 
     def process(self, rows: list[dict]) -> list[dict]:
-        from filters.motion import motion_scores
-        from filters.quality import quality_scores
+        import time
 
+        from filters.ocr import TextScorer
+        from filters.picks import spread
+        from filters.quality import quality_scores
+        from filters.safety import SafetyScorer
+        from filters.watermark import OverlayDetector
+
+        sc = self.scoring
+        scorers = []
+        if sc.quality:
+            scorers.append(("quality", lambda f, r: quality_scores(spread(f, sc.max_samples))))
+        if sc.motion:
+            scorers.append(("motion", lambda f, r: _motion(f, r.get("sample_times") or [], sc.max_samples)))
+        if sc.watermark:
+            scorers.append(("overlay", lambda f, r: OverlayDetector()(spread(f, sc.max_samples))))
+        if self.ocr is not None:
+            scorers.append(("ocr", lambda f, r: TextScorer(self.ocr)(f)))
+        if self.safety is not None:
+            scorers.append(("safety", lambda f, r: SafetyScorer(self.safety)(list(LazyFrames(r.get("keyframes"))))))
         for row in rows:
             if row.get("clip_id") is None:
                 continue
-            frames = _sample_frames(row)
-            if self.scoring.quality:
-                row.update(quality_scores(frames))
-            if self.scoring.motion:
-                row.update(motion_scores(frames, row.get("sample_times") or []))
-            if self.scoring.watermark:
-                row.update(self.overlays(frames))
+            frames = LazyFrames(row.get("samples"))
+            for name, scorer in scorers:
+                t = time.perf_counter()
+                row.update(scorer(frames, row))
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
         return rows
+
+
+def _motion(frames: LazyFrames, times: list[float], max_pairs: int) -> dict:
+    """Motion over at most `max_pairs` pairs of consecutive samples spread over the scene."""
+    from filters.motion import motion_scores
+    from filters.picks import spread_indices
+
+    starts = spread_indices(len(frames) - 1, max_pairs)
+    pairs = [f for i in starts for f in (frames[i], frames[i + 1])]
+    return motion_scores(pairs, [t for i in starts for t in times[i:i + 2]], paired=True)
 
 
 class AestheticStage(Stage):

@@ -132,12 +132,51 @@ def animate(images: list, *, duration_ms: int = 250) -> bytes:
     return buf.getvalue()
 
 
-def keyframes_animation(jpegs: list[bytes], *, max_side: int = 256, duration_ms: int = 600) -> bytes:
-    """A dropped scene's stored keyframes as an animated WebP."""
+# Box colours of `why_boxes`: a watermark/logo, text that stays put (an overlay), other text.
+WATERMARK_COLOR, OVERLAY_TEXT_COLOR, TEXT_COLOR = (255, 140, 0), (230, 30, 30), (250, 220, 40)
+
+
+def why_boxes(row: dict) -> list[tuple[list[float], tuple[int, int, int]]]:
+    """The boxes that explain a scene's overlay and text scores, with their colours: the watermark box, and each
+    text track (persistent ones, found in at least half the frames read, in the overlay colour)."""
+    boxes = [(row["watermark_box"], WATERMARK_COLOR)] if row.get("watermark_box") else []
+    for b in row.get("text_boxes") or []:
+        boxes.append((b[:4], OVERLAY_TEXT_COLOR if len(b) > 4 and b[4] >= 0.5 else TEXT_COLOR))
+    return boxes
+
+
+def _draw_boxes(image, boxes: list[tuple[list[float], tuple[int, int, int]]]):
+    """`image` (PIL) with `boxes` ([x0, y0, x1, y1] fractions) outlined."""
+    from PIL import ImageDraw
+
+    if not boxes:
+        return image
+    image = image.copy()
+    draw = ImageDraw.Draw(image)
+    w, h = image.size
+    for (x0, y0, x1, y1), color in boxes:
+        draw.rectangle([x0 * w, y0 * h, x1 * w - 1, y1 * h - 1], outline=color, width=max(2, w // 160))
+    return image
+
+
+def keyframes_animation(jpegs: list[bytes], *, max_side: int = 256, duration_ms: int = 600,
+                        boxes: list[tuple[list[float], tuple[int, int, int]]] | None = None) -> bytes:
+    """A dropped scene's stored keyframes as an animated WebP, with `boxes` (see `why_boxes`) drawn on them."""
     from PIL import Image
 
-    return animate([_fit(Image.open(io.BytesIO(j)).convert("RGB"), max_side) for j in jpegs],
-                   duration_ms=duration_ms)
+    return animate([_draw_boxes(_fit(Image.open(io.BytesIO(j)).convert("RGB"), max_side), boxes or [])
+                    for j in jpegs], duration_ms=duration_ms)
+
+
+def keyframe_still(jpeg: bytes, boxes: list[tuple[list[float], tuple[int, int, int]]]) -> bytes:
+    """A keyframe JPEG with `boxes` drawn on it (the JPEG itself when there are none)."""
+    from PIL import Image
+
+    if not boxes:
+        return jpeg
+    buf = io.BytesIO()
+    _draw_boxes(Image.open(io.BytesIO(jpeg)).convert("RGB"), boxes).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
 
 
 def clip_animation(mp4: bytes, *, frames: int = 8, max_side: int = 256) -> bytes:

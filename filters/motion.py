@@ -17,8 +17,10 @@ ZOOM_STATIC = 0.02  # |log scale| per second below which there is no zoom
 LABELS = ("static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "mixed")
 
 
-def motion_scores(frames: list[np.ndarray], times: list[float]) -> dict:
-    """Scores for a clip from its BGR uint8 samples and their times (seconds).
+def motion_scores(frames: list[np.ndarray], times: list[float], *, paired: bool = False) -> dict:
+    """Scores for a clip from its BGR uint8 samples and their times (seconds). With `paired`, the frames are
+    pairs of consecutive samples laid end to end ([a0, b0, a1, b1, ...]; the job reads a bounded number of pairs
+    spread over a long scene) and flow is measured within each pair only.
 
     Returns:
         motion: mean flow magnitude (diagonals per second); motion_p95: its 95th percentile;
@@ -33,7 +35,9 @@ def motion_scores(frames: list[np.ndarray], times: list[float]) -> dict:
     diag = float(np.hypot(w, h))
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
     means, p95s, moving, globals_ = [], [], [], []
-    for (a, b), (t0, t1) in zip(zip(grays, grays[1:]), zip(times, times[1:])):
+    step = 2 if paired else 1
+    pairs = zip(zip(grays[::step], grays[1::step]), zip(times[::step], times[1::step]))
+    for (a, b), (t0, t1) in pairs:
         dt = max(t1 - t0, 1e-3)
         flow = dis.calc(a, b, None)
         mag = np.hypot(flow[..., 0], flow[..., 1]) / diag / dt

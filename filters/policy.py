@@ -19,6 +19,9 @@ RULES = [
     ("motion", "max", "max_motion", "too_much_motion"),
     ("jitter", "max", "max_jitter", "shaky"),
     ("watermark_prob", "max", "max_watermark_prob", "watermark"),
+    ("text_area", "max", "max_text_area", "text"),
+    ("persistent_text_area", "max", "max_persistent_text_area", "text_overlay"),
+    ("nsfw_score", "max", "max_nsfw", "nsfw"),
     ("sharpness", "min", "min_sharpness", "blurry"),
     ("dark_fraction", "max", "max_dark_fraction", "too_dark"),
     ("bright_fraction", "max", "max_bright_fraction", "too_bright"),
@@ -39,6 +42,9 @@ class KeepPolicy:
     max_motion: float | None = None
     max_jitter: float | None = None
     max_watermark_prob: float | None = None
+    max_text_area: float | None = None
+    max_persistent_text_area: float | None = None
+    max_nsfw: float | None = None
     min_sharpness: float | None = None
     max_dark_fraction: float | None = None
     max_bright_fraction: float | None = None

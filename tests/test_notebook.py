@@ -84,3 +84,26 @@ def test_animated_previews_and_captions(demo_dataset):
         assert "no captions" in captions
     else:
         assert captions.count("<tr>") == min(20, ds.funnel()["captioned"])
+
+
+def test_previews_of_overlay_drops_draw_their_boxes(demo_dataset):
+    """The demo's logo over a pan is dropped as `watermark`: its preview outlines the box that caused it."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from curate.visuals import WATERMARK_COLOR
+
+    out, _ = demo_dataset
+    ds = curate.open(str(out))
+    scene = ds.candidates(columns=["clip_id", "keyframes", "watermark_box"],
+                          filter="array_has_any(drop_reasons, ['watermark'])").iloc[0]
+    [tile] = ds.preview(filter=f"clip_id = '{scene.clip_id}'", n=1).tiles
+    drawn = np.asarray(Image.open(io.BytesIO(tile.image)).convert("RGB")).astype(int)
+    raw = np.asarray(Image.open(io.BytesIO(scene.keyframes[0])).convert("RGB")).astype(int)
+    h, w = drawn.shape[:2]
+    x0, y0, x1, y1 = scene.watermark_box
+    top_edge = drawn[int(y0 * h) + 1, int(x0 * w) + 2:int(x1 * w) - 2]
+    assert np.abs(top_edge - np.array(WATERMARK_COLOR)).sum(axis=1).mean() < 90  # outlined in the box colour
+    assert np.abs(drawn - raw).mean() > 0.1 and np.abs(drawn - raw)[h // 2, :w // 4].mean() < 20  # nothing else

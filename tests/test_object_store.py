@@ -45,8 +45,9 @@ def s3(tmp_path_factory):
 
 def test_job_reads_and_writes_object_storage(s3, demo_corpus, testdata, tmp_path):
     by_length = tmp_path / "by_length.yaml"  # only length decides, so the counts below are exact
-    by_length.write_text("policy: {min_motion: null, max_watermark_prob: null, max_dark_fraction: null,\n"
-                              "         max_bright_fraction: null, max_blank_fraction: null}\n")
+    by_length.write_text("policy: {min_motion: null, max_watermark_prob: null, max_text_area: null,\n"
+                         "         max_persistent_text_area: null, max_dark_fraction: null,\n"
+                         "         max_bright_fraction: null, max_blank_fraction: null}\n")
     fs, env = s3
     for name in ("cuts_h264.mp4", "short_mpeg4.avi"):
         with fs.open_output_stream(f"raw/videos/{name}") as f:

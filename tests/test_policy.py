@@ -7,10 +7,11 @@ from filters.policy import REASONS, RULES, KeepPolicy
 
 GOOD = {"clip_id": "c", "duration_s": 5.0, "aesthetic": 6.0, "motion": 0.05, "jitter": 0.1, "watermark_prob": 0.1,
         "sharpness": 100.0, "dark_fraction": 0.1, "bright_fraction": 0.0, "blank_fraction": 0.0,
-        "frozen_fraction": 0.0}
+        "frozen_fraction": 0.0, "text_area": 0.01, "persistent_text_area": 0.0, "nsfw_score": 0.0}
 STRICT = KeepPolicy(min_clip_s=1, max_clip_s=30, min_aesthetic=5, min_motion=0.01, max_motion=0.5, max_jitter=0.5,
                     max_watermark_prob=0.5, min_sharpness=50, max_dark_fraction=0.5, max_bright_fraction=0.5,
-                    max_blank_fraction=0.5, max_frozen_fraction=0.5)
+                    max_blank_fraction=0.5, max_frozen_fraction=0.5, max_text_area=0.1,
+                    max_persistent_text_area=0.003, max_nsfw=0.6)
 
 
 @pytest.mark.parametrize("change, reason", [
@@ -21,6 +22,9 @@ STRICT = KeepPolicy(min_clip_s=1, max_clip_s=30, min_aesthetic=5, min_motion=0.0
     ({"motion": 0.9}, "too_much_motion"),
     ({"jitter": 2.0}, "shaky"),
     ({"watermark_prob": 0.9}, "watermark"),
+    ({"text_area": 0.3}, "text"),
+    ({"persistent_text_area": 0.02}, "text_overlay"),
+    ({"nsfw_score": 0.9}, "nsfw"),
     ({"sharpness": 10.0}, "blurry"),
     ({"dark_fraction": 0.95}, "too_dark"),
     ({"bright_fraction": 0.95}, "too_bright"),
@@ -35,7 +39,7 @@ def test_each_threshold_gives_its_reason(change, reason):
 
 
 def test_every_reason_is_tested_and_all_apply_together():
-    assert len(REASONS) == len(set(REASONS)) == len(RULES) == 12
+    assert len(REASONS) == len(set(REASONS)) == len(RULES) == 15
     [row] = STRICT([{**GOOD, "duration_s": 0.5, "aesthetic": 1.0, "watermark_prob": 1.0}])
     assert row["drop_reasons"] == ["too_short", "low_aesthetic", "watermark"]
 

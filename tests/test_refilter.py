@@ -30,7 +30,8 @@ def test_looser_then_stricter_thresholds(dataset, tmp_path, ray_session):
     assert dropped, "the demo dataset has dropped scenes"
 
     loose = tmp_path / "loose.yaml"  # keep everything but what is too short
-    loose.write_text("profile: tiny\npolicy: {min_motion: null, max_watermark_prob: null, max_dark_fraction: null,\n"
+    loose.write_text("profile: tiny\npolicy: {min_motion: null, max_watermark_prob: null, max_text_area: null,\n"
+                     "  max_persistent_text_area: null, max_dark_fraction: null,\n"
                      "  max_blank_fraction: null, max_bright_fraction: null}\n")
     summary = curate.refilter(str(dataset), config=str(loose))
     after = {c["clip_id"]: c for c in rows(dataset, "candidates")}

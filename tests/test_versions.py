@@ -18,7 +18,8 @@ def two_versions(demo_dataset, tmp_path, ray_session):
     out = tmp_path / "ds"
     shutil.copytree(demo_dataset[0], out)
     loose = tmp_path / "loose.yaml"
-    loose.write_text("profile: tiny\npolicy: {min_motion: null, max_watermark_prob: null, max_dark_fraction: null,\n"
+    loose.write_text("profile: tiny\npolicy: {min_motion: null, max_watermark_prob: null, max_text_area: null,\n"
+                     "  max_persistent_text_area: null, max_dark_fraction: null,\n"
                      "  max_blank_fraction: null}\n")
     second = curate.refilter(str(out), config=str(loose))
     return out, demo_dataset[1].tag, f"run-{second.run_id}"

@@ -1,38 +1,75 @@
-"""The overlay detector on a generated set with known labels (and the real getty watermark's strokes)."""
+"""The logo/watermark heuristic on real footage: silent on clean real videos, sees a textless logo where the
+picture around it changes, and boxes it in the right corner."""
 
 import numpy as np
+import pytest
 
-from filters.watermark import OverlayDetector
-from synthetic import H, W, add_overlay, getty_mask, moving_content, overlay_dataset
-
-
-def roc_auc(scores, labels) -> float:
-    """Probability that a random positive outscores a random negative (ties count half)."""
-    s, y = np.asarray(scores), np.asarray(labels)
-    pos, neg = s[y == 1], s[y == 0]
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
+from burnin import Overlay, burn, clean_videos, getty_mask, overlay_box
+from curate.analyze import analyze_source, decode_jpeg
+from curate.config import Config
+from curate.sources import Source
+from filters.picks import spread
+from filters.watermark import FRAMES, OverlayDetector
 
 
-def test_roc_auc_on_a_held_out_generated_set(testdata):
-    data = overlay_dataset(testdata, seed=2026)  # the detector's constants were chosen on seed 42
-    detector = OverlayDetector()
-    scores = [detector(frames)["watermark_prob"] for frames, _ in data]
-    labels = [y for _, y in data]
-    assert sum(labels) == 24 and len(labels) - sum(labels) == 24
-    auc = roc_auc(scores, labels)
-    assert auc >= 0.95, auc
+def _probs(path) -> list[dict]:
+    rows = [r for r in analyze_source(Source(str(path)), Config()) if r["clip_id"] is not None]
+    return [OverlayDetector()([decode_jpeg(b) for b in spread(r["samples"], FRAMES)]) for r in rows]
 
 
-def test_box_finds_the_real_watermark_in_a_corner(testdata):
-    # Over a pan: the content under the corner changes (over a still corner no detector can tell).
-    frames = moving_content("pan_right", 10, seed=7)
-    add_overlay(frames, "getty", np.random.default_rng(0), getty_mask(testdata), where="br")
-    out = OverlayDetector()(frames)
+def test_silent_on_every_labelled_real_video(testdata):
+    """Static cameras with motion in part of the frame, flat animation, screens: no overlay found (the old
+    persistent-edges detector scored 0.93-1.00 on eight of these)."""
+    loud = {}
+    for name, label in clean_videos(testdata).items():
+        if label["overlay"] is True:
+            continue  # planets and the slide carry text overlays: OCR's job (tests/test_filters_real.py)
+        probs = [p["watermark_prob"] for p in _probs(testdata / "real" / name)]
+        if max(probs) >= 0.5:
+            loud[name] = probs
+    assert not loud, loud
+
+
+def _samples(path) -> list:
+    rows = [r for r in analyze_source(Source(str(path)), Config()) if r["clip_id"] is not None]
+    return [decode_jpeg(b) for b in rows[0]["samples"]]
+
+
+@pytest.mark.parametrize("background", ["cartoon3d_msvideo1_3.mkv", "visualizer_2.mp4"])
+def test_textless_emblem_wherever_the_picture_around_it_changes(background, testdata, tmp_path):
+    """An emblem in each corner of a real animation: wherever the clean footage changes around that corner most of
+    the time (measured on the same footage with the overlay fully transparent), it is found, in that corner; the
+    clean footage itself never scores as an overlay."""
+    from filters.watermark import surround_changes
+
+    expected = found = 0
+    for corner in ("tl", "tr", "bl", "br"):
+        ov = Overlay("emblem", corner, size=0.15, opacity=0.6)
+        clean = burn(testdata / "real" / background, tmp_path / f"clean-{corner}.mp4",
+                     Overlay("emblem", corner, size=0.15, opacity=0.0), max_s=8.0)
+        truth = overlay_box(ov, 320, 240)
+        [clean_out] = _probs(clean)
+        assert clean_out["watermark_prob"] < 0.5, (corner, clean_out)
+        if surround_changes(_samples(clean), truth) < 0.7:
+            continue  # a corner that stays still much of the time: the documented blind spot
+        expected += 1
+        [out] = _probs(burn(testdata / "real" / background, tmp_path / f"{corner}.mp4", ov, max_s=8.0))
+        box = out["watermark_box"]
+        if out["watermark_prob"] > 0.5 and box:
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            found += truth[0] - 0.05 <= cx <= truth[2] + 0.05 and truth[1] - 0.05 <= cy <= truth[3] + 0.05
+    assert expected >= 1
+    assert found >= 0.9 * expected, (found, expected)
+
+
+def test_the_real_getty_watermark_over_a_moving_camera(testdata, tmp_path):
+    ov = Overlay("getty", "tl", size=0.07, opacity=0.6)
+    path = burn(testdata / "real" / "cartoon3d_msvideo1_3.mkv", tmp_path / "getty.mp4", ov, max_s=8.0,
+                getty=getty_mask(testdata))
+    [out] = _probs(path)
     assert out["watermark_prob"] > 0.5
-    x0, y0, x1, y1 = out["watermark_box"]
-    assert x0 > 0.4 and y0 > 0.5 and x1 <= 1 and y1 <= 1
+    assert out["watermark_box"][3] < 0.5 and out["watermark_box"][2] < 0.5  # top left
 
 
 def test_too_few_frames():
-    assert OverlayDetector()([np.zeros((H, W, 3), np.uint8)])["watermark_prob"] is None
+    assert OverlayDetector()([np.zeros((180, 320, 3), np.uint8)])["watermark_prob"] is None
