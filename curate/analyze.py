@@ -13,6 +13,7 @@ import numpy as np
 
 from curate import ids
 from curate.config import Config
+from curate.failures import is_transient, with_retries
 from curate.media import (DecodeStats, FrameScaler, Probe, VideoError, decode_frames, display_rotation,
                           fit_within, one_line, open_container, probe, rotated_size)
 from curate.scenes import make_detector, make_spans
@@ -34,8 +35,20 @@ class PassResult:
 
 
 def analyze_source(source: Source, cfg: Config) -> list[dict]:
-    """Probes, decodes once and splits one video into scene rows (see module docstring)."""
+    """Probes, decodes once and splits one video into scene rows (see module docstring). A failure that may pass
+    (network, object store, I/O) is tried again `input.retries` times, then recorded as `retryable`; any other
+    is final (`failed`). See curate/failures.py."""
     info = _empty_info(source)
+    try:
+        return with_retries(lambda: _analyze(source, cfg, info), retries=cfg.input.retries,
+                            backoff_s=cfg.input.retry_backoff_s)
+    except Exception as e:  # noqa: BLE001 - any failure of one video becomes its row, the job goes on
+        info["status"] = "retryable" if is_transient(e) else "failed"
+        info["error"] = one_line(e)
+        return [_failed_row(info)]
+
+
+def _analyze(source: Source, cfg: Config, info: dict) -> list[dict]:
     container = None
     try:
         target, size = open_binary(source.uri)
@@ -51,9 +64,6 @@ def analyze_source(source: Source, cfg: Config) -> list[dict]:
             reason = result.stats.first_error or result.stats.truncated or "the stream holds no frames"
             raise VideoError(f"no decodable video frames: {reason}")
         return _scene_rows(info, meta, result, cfg)
-    except Exception as e:  # noqa: BLE001 - any failure of one video becomes its row, the job goes on
-        info["status"], info["error"] = "failed", one_line(e)
-        return [_failed_row(info)]
     finally:
         if container is not None:
             container.close()

@@ -28,23 +28,42 @@ def main() -> None:
               help="YAML file of settings over the embedded defaults (see `curate config`).")
 @click.option("-p", "--profile", type=click.Choice(PROFILES), default=None,
               help="Models: `default` (real weights) or `tiny` (tiny random models, offline).")
-@click.option("--address", default=None, help="Existing Ray cluster ('auto', 'ray://head:10001'); local if unset.")
+@click.option("--address", default=None,
+              help="Existing Ray cluster ('auto', 'HOST:6379', 'ray://head:10001'); local if unset.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Only shard I of N of the inputs (a stable split by URI): N jobs with I = 0..N-1 fill one dataset.")
+@click.option("--retry-failed", is_flag=True, help="Also redo videos whose failure was final (corrupt, unsupported).")
+@click.option("--shared-fs", is_flag=True,
+              help="Local paths are on a filesystem every cluster node mounts (a probe checks it).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def run(inputs, output, config_path, profile, address, quiet, as_json):
+def run(inputs, output, config_path, profile, address, shard, retry_failed, shared_fs, quiet, as_json):
     """Curate INPUTS (files, directories, globs, CSV/Parquet manifests) into the dataset at --output.
 
-    Running the same command again resumes: finished videos are skipped, interrupted ones redone.
+    Running the same command again resumes: finished videos are skipped, interrupted ones and those whose
+    failure may pass (`retryable`: network, object store) redone. Several runs may write one dataset at once.
     """
     from curate.api import run as run_job
 
     try:
         summary = run_job(list(inputs), output, config=config_path, profile=profile, address=address,
-                          progress=not quiet)
+                          progress=not quiet, shard=_shard(shard), retry_failed=retry_failed, shared_fs=shared_fs)
     except (ConfigError, ValueError, FileNotFoundError) as e:  # WeightsError is a FileNotFoundError
         _fail(str(e))
     click.echo(json.dumps(summary.to_dict(), indent=2, default=str) if as_json else summary.format())
     click.echo(f"result: {output}  (curate status {output})", err=as_json)
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        _fail(f"--shard {text}: expected I/N, for example 0/4")
+    if not (count >= 1 and 0 <= index < count):
+        _fail(f"--shard {text}: I must be in [0, N)")
+    return index, count
 
 
 @main.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from curate.typed_config import ConfigError, build
 from curate.typed_config import require as _require
 
 PROFILES = ("default", "tiny")
+SECRET_KEY = re.compile(r"secret|key|token|password|credential|session|sas|signature", re.IGNORECASE)
 
 
 
@@ -38,6 +40,9 @@ class StageResources:
     concurrency: int | None = None
     batch_size: int | None = None
     memory_gb: float | None = None  # logical memory Ray reserves per task/actor (a model's footprint)
+    # A task whose worker process dies (killed, out of memory, a lost node) runs again this many times; an
+    # actor is restarted as often. Failures inside the code are handled per video instead (curate/failures.py).
+    max_retries: int = 3
 
     def check(self, name: str) -> None:
         _require(self.num_cpus >= 0, f"{name}.num_cpus", "must be >= 0", self.num_cpus)
@@ -47,6 +52,7 @@ class StageResources:
         _require(self.memory_gb is None or self.memory_gb > 0, f"{name}.memory_gb", "must be > 0",
                  self.memory_gb)
         _require(self.batch_size is None or self.batch_size >= 1, f"{name}.batch_size", "must be >= 1", self.batch_size)
+        _require(0 <= self.max_retries <= 100, f"{name}.max_retries", "must be in [0, 100]", self.max_retries)
 
 
 @dataclass
@@ -88,11 +94,17 @@ class InputConfig:
         ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".ogv", ".flv", ".wmv", ".3gp"])
     # 8192 x 8192: larger frames are refused at probe time rather than exhausting a worker's memory.
     max_pixels: int = 8192 * 8192
+    # A read that fails for a reason that may pass (network, object store, I/O) is tried again this many times,
+    # waiting retry_backoff_s, then twice that, ...; still failing, the video is `retryable` for the next run.
+    retries: int = 2
+    retry_backoff_s: float = 1.0
 
     def check(self, name: str) -> None:
         _require(all(e.startswith(".") for e in self.extensions), f"{name}.extensions",
                  "entries must start with '.'", self.extensions)
         _require(self.max_pixels > 0, f"{name}.max_pixels", "must be > 0", self.max_pixels)
+        _require(0 <= self.retries <= 10, f"{name}.retries", "must be in [0, 10]", self.retries)
+        _require(self.retry_backoff_s >= 0, f"{name}.retry_backoff_s", "must be >= 0", self.retry_backoff_s)
 
 
 @dataclass
@@ -399,12 +411,20 @@ class Config:
     # The driver commits written fragments at most this often (and always at the end): a crash loses at most
     # this much finished work, and fewer commits keep the version list short.
     commit_interval_s: float = 5.0
-    # Passed to Lance for object-store output URIs (for example {"aws_region": "us-east-1"}).
+    # Passed to Lance for object-store output URIs (for example {"aws_region": "us-east-1"}). Values of keys that
+    # look like secrets are never written into the dataset (see `to_yaml(redact=True)`).
     storage_options: dict[str, str] = field(default_factory=dict)
+    # A running job refreshes its `runs` row this often; a run whose heartbeat is older than `run_lease_s` is
+    # taken for dead, and the rows it left without a `videos` row are removed by the next run.
+    heartbeat_interval_s: float = 30.0
+    run_lease_s: float = 300.0
 
     def check(self) -> Config:
         _require(self.profile in PROFILES, "profile", f"must be one of {', '.join(PROFILES)}", self.profile)
         _require(self.commit_interval_s >= 0, "commit_interval_s", "must be >= 0", self.commit_interval_s)
+        _require(self.heartbeat_interval_s > 0, "heartbeat_interval_s", "must be > 0", self.heartbeat_interval_s)
+        _require(self.run_lease_s > 2 * self.heartbeat_interval_s, "run_lease_s",
+                 "must be more than twice heartbeat_interval_s", self.run_lease_s)
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
@@ -414,8 +434,14 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+    def to_yaml(self, *, redact: bool = False) -> str:
+        """The settings as YAML; with `redact`, storage options that look like secrets are masked (what run
+        records store)."""
+        data = self.to_dict()
+        if redact:
+            data["storage_options"] = {k: ("***" if SECRET_KEY.search(k) else v)
+                                       for k, v in data["storage_options"].items()}
+        return yaml.safe_dump(data, sort_keys=False)
 
     def digest(self) -> str:
         """A short hash of every setting, recorded with each run."""

@@ -26,31 +26,6 @@ from curate.store import LanceStore
 
 log = logging.getLogger(__name__)
 
-# Packages shipped to a remote cluster's workers with the job (`--address`).
-PACKAGES = ("curate", "filters", "captioner", "train")
-
-
-def init_ray(address: str | None) -> None:
-    """Starts a local Ray (default) or connects to `address` ("auto", "ray://host:10001", ...).
-
-    A remote cluster gets this project's packages through `runtime_env.py_modules`; its workers need the
-    third-party dependencies installed (same image or `pip install vidcurate`).
-    """
-    import importlib
-
-    import ray
-
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    if ray.is_initialized():
-        return
-    kwargs = dict(include_dashboard=False, ignore_reinit_error=True, logging_level=logging.WARNING)
-    if address:
-        modules = [importlib.import_module(p) for p in PACKAGES]
-        ray.init(address=address, runtime_env={"py_modules": modules}, **kwargs)
-    else:
-        ray.init(**kwargs)
-
-
 def _resource_args(res: StageResources) -> dict:
     args = dict(batch_size=res.batch_size, batch_format="pyarrow", num_cpus=res.num_cpus)
     if res.memory_gb:
@@ -62,7 +37,7 @@ def _map(ds, stage, res: StageResources):
     """Applies a stateless stage as Ray tasks with its configured resources."""
     import ray.data
 
-    kwargs = _resource_args(res)
+    kwargs = dict(_resource_args(res), max_retries=res.max_retries)
     if res.num_gpus:
         kwargs["num_gpus"] = res.num_gpus
     if res.concurrency:
@@ -76,7 +51,8 @@ def _map_actors(ds, stage_cls, res: StageResources, *, fn_constructor_kwargs: di
     import ray.data
 
     kwargs = dict(**_resource_args(res), compute=ray.data.ActorPoolStrategy(size=res.concurrency or 1),
-                  fn_constructor_kwargs=fn_constructor_kwargs)
+                  fn_constructor_kwargs=fn_constructor_kwargs, max_restarts=res.max_retries,
+                  max_task_retries=res.max_retries)
     kwargs["num_cpus"] = res.num_cpus * cpu_scale
     if num_gpus:
         kwargs["num_gpus"] = num_gpus
@@ -223,14 +199,19 @@ class Committer:
 
     def flush(self) -> None:
         """Commits clips, then candidates, then the rows of finished videos: a crash between leaves no
-        `videos` row, so the next run knows to redo that video."""
+        `videos` row, so the next run knows to redo that video. Before a video's row goes in, copies of its
+        scenes that another run wrote at the same time are removed (`LanceStore.dedupe`)."""
         msg = f"curate run {self.run_id}"
         self.store.commit_fragments("clips", self._clips, message=msg)
         self.store.commit_fragments("candidates", self._candidates, message=msg)
         self._clips, self._candidates = [], []
         if self._ready:
             rows = [video_record(p, run_id=self.run_id, profile=self.profile) for p in self._ready]
-            self.store.append_rows("videos", rows)
+            done = [r["video_id"] for r in rows if r["num_scenes"]]
+            if done:
+                for name in ("clips", "candidates"):
+                    self.store.dedupe(name, video_ids=done)
+            self.store.upsert_rows("videos", rows, key="uri")
             for p, row in zip(self._ready, rows):
                 row["_progress"] = p
                 self.finished.append(row)

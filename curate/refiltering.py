@@ -102,12 +102,12 @@ def refilter(uri: str, *, config: Config | str | None = None, profile: str | Non
     _update_video_counts(store, new)
     summary.kept = sum(r["keep"] for r in new)
     summary.wall_s = time.monotonic() - started
-    store.append_rows("runs", [{
+    store.upsert_rows("runs", [{
         "run_id": summary.run_id, "started_at": started_at, "finished_at": datetime.now(timezone.utc),
         "status": "completed", "package_version": package_version(), "config_hash": cfg.digest(),
-        "config_yaml": cfg.to_yaml(), "model_profile": cfg.profile, "inputs": [f"refilter {uri}"],
+        "config_yaml": cfg.to_yaml(redact=True), "model_profile": cfg.profile, "inputs": [f"refilter {uri}"],
         "scenes": summary.candidates, "kept": summary.kept, "wall_s": summary.wall_s,
-    }])
+    }], key="run_id")
     summary.versions = store.tag_all(f"run-{summary.run_id}")
     return summary
 
@@ -121,7 +121,8 @@ def _encode(rows: list[dict], videos: dict, cfg: Config, store: LanceStore, *, r
     import pyarrow as pa
     import ray.data
 
-    from curate.pipeline import _map, add_caption_stages, init_ray
+    from curate.cluster import init_ray
+    from curate.pipeline import _map, add_caption_stages
     from curate.schema import SCENE_ROW
     from curate.stages import EncodeStage, WriteStage
 

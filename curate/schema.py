@@ -11,6 +11,13 @@ import pyarrow as pa
 
 # Lance stores a column with this field metadata out of line, read back lazily with `take_blobs`.
 BLOB_META = {"lance-encoding:blob": "true"}
+# A table's key: Lance's merge_insert then detects two writers inserting the same key at once and retries the
+# later one, so that concurrent runs never leave a key twice (curate/store.py).
+PRIMARY_KEY = {"lance-schema:unenforced-primary-key": "true"}
+
+
+def _key(name: str) -> pa.Field:
+    return pa.field(name, pa.string(), nullable=False, metadata=PRIMARY_KEY)
 
 # Score columns the filters fill (null where a scorer is off), kept for every scene so thresholds can change
 # later without decoding or scoring again. Units: see filters/quality.py, motion.py, watermark.py, aesthetic.py.
@@ -58,8 +65,8 @@ VIDEO_INFO = pa.struct([
     pa.field("bit_rate", pa.int64()),
     pa.field("has_audio", pa.bool_()),
     pa.field("audio_codec", pa.string()),
-    pa.field("status", pa.string()),  # ok | failed
-    pa.field("error", pa.string()),  # one readable line when failed
+    pa.field("status", pa.string()),  # ok | failed (final: corrupt, unsupported, empty) | retryable (I/O, network)
+    pa.field("error", pa.string()),  # one readable line when failed or retryable
     pa.field("warning", pa.string()),  # what was salvaged, when ok but damaged
     pa.field("decode_errors", pa.int32()),
     pa.field("num_scenes", pa.int32()),
@@ -131,7 +138,7 @@ RUN_FIELDS = [
 ]
 
 VIDEOS = pa.schema([
-    *[VIDEO_INFO.field(i) for i in range(VIDEO_INFO.num_fields)],
+    *[_key("uri") if VIDEO_INFO.field(i).name == "uri" else VIDEO_INFO.field(i) for i in range(VIDEO_INFO.num_fields)],
     pa.field("num_kept", pa.int32()),
     pa.field("num_clips", pa.int32()),
     *RUN_FIELDS,
@@ -173,10 +180,11 @@ CLIPS = pa.schema([
 ])
 
 RUNS = pa.schema([
-    pa.field("run_id", pa.string()),
+    _key("run_id"),
     pa.field("started_at", pa.timestamp("ms", tz="UTC")),
     pa.field("finished_at", pa.timestamp("ms", tz="UTC")),
-    pa.field("status", pa.string()),  # completed | failed
+    pa.field("heartbeat_at", pa.timestamp("ms", tz="UTC")),  # a running job refreshes it; see store.live_runs
+    pa.field("status", pa.string()),  # running | completed | failed | interrupted (its heartbeat stopped)
     pa.field("package_version", pa.string()),
     pa.field("config_hash", pa.string()),
     pa.field("config_yaml", pa.string()),
@@ -186,6 +194,7 @@ RUNS = pa.schema([
     pa.field("videos_skipped", pa.int64()),
     pa.field("videos_ok", pa.int64()),
     pa.field("videos_failed", pa.int64()),
+    pa.field("videos_retryable", pa.int64()),
     pa.field("scenes", pa.int64()),
     pa.field("kept", pa.int64()),
     pa.field("hours_in", pa.float64()),

@@ -3,7 +3,15 @@
 Workers write data files (`write_fragments`) next to the tables and hand back small fragment descriptions; the
 driver alone commits them, in order: clips and candidates first, then the `videos` rows of the videos whose
 every scene is in. A `videos` row is therefore the proof that its video is complete, which is what resume
-relies on: rows of videos without one are removed before a re-run redoes them.
+relies on: rows of videos without one are removed before a re-run redoes them, unless a run that is still alive
+(its `runs` row's heartbeat is fresh) wrote them.
+
+Several runs may write one dataset at once (a resubmitted job, overlapping shards) and no id may end up twice:
+- `videos` and `runs` rows are upserted with `merge_insert` on their key, which carries Lance's primary-key
+  metadata: two writers inserting one key at once conflict, and the later is retried as an update.
+- `candidates` and `clips` rows are appended as the workers wrote them, then `dedupe` removes every copy of a
+  clip_id but the one from the run whose id sorts first. Rows are deterministic, so the copies are equal, and
+  every run that dedupes keeps the same one: concurrent runs converge on one row per clip.
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 # Ray starts its workers as fresh processes, never by forking a process that holds Lance state.
@@ -60,11 +70,17 @@ class LanceStore:
             return False
 
     def ensure_tables(self) -> None:
-        """Creates missing tables empty, so that workers write fragments against a known schema."""
+        """Creates missing tables empty, so that workers write fragments against a known schema. Another run
+        creating the same table at the same moment is fine: its table is the same."""
         for name, schema in TABLES.items():
-            if not self.exists(name):
+            if self.exists(name):
+                continue
+            try:
                 lance.write_dataset(schema.empty_table(), self.table_uri(name), schema=schema, mode="create",
                                     storage_options=self.storage_options)
+            except (OSError, ValueError):
+                if not self.exists(name):
+                    raise
 
     # Worker side -------------------------------------------------------------------------------------------
     def write_fragments(self, name: str, table: pa.Table) -> list[str]:
@@ -85,6 +101,37 @@ class LanceStore:
                                        storage_options=self.storage_options, commit_message=message)
         return ds.version
 
+    def upsert_rows(self, name: str, rows: list[dict[str, Any]], *, key: str) -> int | None:
+        """Inserts `rows`, replacing the rows with the same `key`; returns the new version. Safe against other
+        writers of the same keys at the same time (see the module docstring)."""
+        if not rows:
+            return None
+        table = pa.Table.from_pylist(rows, schema=TABLES[name])
+        (self.open(name).merge_insert(key).when_matched_update_all().when_not_matched_insert_all()
+         .conflict_retries(50).execute(table))
+        return self.open(name).version
+
+    def dedupe(self, name: str, *, video_ids: list[str] | None = None) -> int:
+        """Deletes the copies of a clip_id that more than one run wrote (within `video_ids`, or everywhere),
+        keeping the copy of the run whose id sorts first; returns the rows deleted."""
+        ds = self.open(name)
+        if ds is None:
+            return 0
+        table = ds.to_table(columns=["clip_id", "run_id"],
+                            filter=sql_in("video_id", video_ids) if video_ids else None)
+        runs: dict[str, set[str]] = defaultdict(set)
+        for clip_id, run_id in zip(table.column("clip_id").to_pylist(), table.column("run_id").to_pylist()):
+            runs[clip_id].add(run_id)
+        losers: dict[str, list[str]] = defaultdict(list)  # run -> clip ids of which it holds a surplus copy
+        for clip_id, by in runs.items():
+            for run_id in sorted(by)[1:]:
+                losers[run_id].append(clip_id)
+        deleted = 0
+        for run_id, clip_ids in losers.items():
+            ds.delete(f"run_id = {run_id!r} AND {sql_in('clip_id', clip_ids)}")
+            deleted += len(clip_ids)
+        return deleted
+
     def append_rows(self, name: str, rows: list[dict[str, Any]]) -> int | None:
         """Appends small rows (videos, runs) written by the driver itself."""
         if not rows:
@@ -99,23 +146,58 @@ class LanceStore:
         ds = self.open(name, version=version)
         return ds.to_table(columns=[column]).column(column).to_pylist() if ds is not None else []
 
-    def finished_uris(self) -> set[str]:
-        """Sources that already have a final status (ok or failed): a re-run skips them."""
-        return set(self.column("videos", "uri"))
+    def finished_uris(self, *, retry_failed: bool = False) -> set[str]:
+        """Sources a re-run skips: `ok` ones, and `failed` ones unless `retry_failed`; `retryable` ones never."""
+        ds = self.open("videos")
+        if ds is None:
+            return set()
+        final = ("ok",) if retry_failed else ("ok", "failed")
+        t = ds.to_table(columns=["uri"], filter=f"status IN ({', '.join(repr(s) for s in final)})")
+        return set(t.column("uri").to_pylist())
 
-    def drop_unfinished(self) -> int:
-        """Deletes candidates and clips of videos that have no `videos` row (cut off by a crash).
+    def live_runs(self, *, lease_s: float) -> set[str]:
+        """Runs still at work: status `running` and a heartbeat younger than `lease_s`."""
+        ds = self.open("runs")
+        if ds is None:
+            return set()
+        t = ds.to_table(columns=["run_id", "heartbeat_at"], filter="status = 'running'").to_pylist()
+        fresh = datetime.now(timezone.utc) - timedelta(seconds=lease_s)
+        return {r["run_id"] for r in t if r["heartbeat_at"] is not None and r["heartbeat_at"] >= fresh}
+
+    def mark_interrupted(self, *, lease_s: float) -> list[str]:
+        """Records runs whose heartbeat stopped more than `lease_s` ago while `running` as `interrupted` (killed,
+        crashed, their machine lost); returns their ids."""
+        ds = self.open("runs")
+        if ds is None:
+            return []
+        live = self.live_runs(lease_s=lease_s)
+        dead = [r for r in ds.to_table(filter="status = 'running'").to_pylist() if r["run_id"] not in live]
+        for r in dead:
+            r["status"] = "interrupted"
+        self.upsert_rows("runs", dead, key="run_id")
+        return [r["run_id"] for r in dead]
+
+    def drop_unfinished(self, *, keep_runs: set[str] | frozenset[str] = frozenset()) -> int:
+        """Deletes candidates and clips of videos that have no `videos` row (cut off by a crash), except rows
+        that runs in `keep_runs` (alive, still writing) wrote.
 
         Returns:
             The number of videos whose partial rows were removed.
         """
         done = set(self.column("videos", "video_id"))
-        orphans = {v for name in ("candidates", "clips") for v in self.column(name, "video_id") if v not in done}
+        orphans: set[str] = set()
+        for name in ("candidates", "clips"):
+            ds = self.open(name)
+            if ds is not None:
+                t = ds.to_table(columns=["video_id", "run_id"])
+                orphans |= {v for v, r in zip(t.column("video_id").to_pylist(), t.column("run_id").to_pylist())
+                            if v not in done and r not in keep_runs}
         if orphans:
+            live = f" AND run_id NOT IN ({', '.join(repr(r) for r in sorted(keep_runs))})" if keep_runs else ""
             for name in ("candidates", "clips"):
                 ds = self.open(name)
                 if ds is not None:
-                    ds.delete(sql_in("video_id", sorted(orphans)))
+                    ds.delete(sql_in("video_id", sorted(orphans)) + live)
         return len(orphans)
 
     def tag_all(self, tag: str) -> dict[str, int]:

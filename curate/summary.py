@@ -12,7 +12,8 @@ class RunSummary:
     videos_seen: int = 0
     videos_skipped: int = 0  # already finished by an earlier run
     videos_ok: int = 0
-    videos_failed: int = 0
+    videos_failed: int = 0  # final: corrupt, unsupported, empty (redone only with --retry-failed)
+    videos_retryable: int = 0  # transient failures: the next run redoes them
     scenes: int = 0
     kept: int = 0
     clips: int = 0
@@ -46,8 +47,8 @@ class RunSummary:
     def format(self) -> str:
         lines = [
             f"run {self.run_id} -> {self.output}",
-            f"  videos: {self.videos_ok} ok, {self.videos_failed} failed, {self.videos_skipped} skipped "
-            f"(already done) of {self.videos_seen}",
+            f"  videos: {self.videos_ok} ok, {self.videos_failed} failed, {self.videos_retryable} retryable "
+            f"(the next run redoes them), {self.videos_skipped} skipped (already done) of {self.videos_seen}",
             f"  scenes: {self.scenes}, kept: {self.kept}, clips written: {self.clips}",
             *([self.caption_line()] if self.captioned or self.caption_failed else []),
             f"  hours in: {self.hours_in:.4f}, hours out: {self.hours_out:.4f}, wall: {self.wall_s:.1f} s",

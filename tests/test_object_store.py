@@ -1,46 +1,26 @@
 """Inputs and output on an S3-compatible object store (moto's server on loopback), through the real CLI."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import lance
-import pyarrow.fs as pafs
 import pytest
+
+from s3server import MotoServer, environ
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory):
+def s3():
     """A moto S3 server on 127.0.0.1 for this module only; env for boto-style clients, pyarrow and Lance."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true"}
+    server = MotoServer().start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("moto server did not start")
-                time.sleep(0.2)
-        fs = pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http", access_key="test",
-                               secret_key="test", region="us-east-1", allow_bucket_creation=True)
+        fs = server.fs()
         fs.create_dir("raw")
         fs.create_dir("curated")
-        yield fs, env
+        yield fs, server.env
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
 
 
 def test_job_reads_and_writes_object_storage(s3, demo_corpus, testdata, tmp_path):
@@ -64,19 +44,11 @@ def test_job_reads_and_writes_object_storage(s3, demo_corpus, testdata, tmp_path
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "3 ok, 1 failed" in proc.stdout
 
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environ(env):
         videos = lance.dataset("s3://curated/v1/videos.lance").to_table().to_pylist()
         clips = lance.dataset("s3://curated/v1/clips.lance")
         cands = lance.dataset("s3://curated/v1/candidates.lance").count_rows()
         blob = clips.take_blobs("video", indices=[0])[0].read()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     by_name = {v["uri"].rsplit("/", 1)[1]: v for v in videos}
     assert by_name["bikes.mp4"]["uri"] == "s3://raw/videos/sub/bikes.mp4"
     assert by_name["bikes.mp4"]["num_scenes"] == 6

@@ -16,6 +16,7 @@ from curate.config import load_config
 
 IGNORED = {"run_id", "processed_at"}  # differ between runs by design
 KEYS = {"videos": "video_id", "candidates": "clip_id", "clips": "clip_id"}
+LEASE_S = 1.5
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,9 @@ def big_corpus(demo_corpus, tmp_path_factory):
 def config_file(tmp_path_factory):
     p = tmp_path_factory.mktemp("cfg") / "resume.yaml"
     # Commit after every finished video, and let the model actors take blocks as they come (their default
-    # batches release videos in bursts), so a kill lands between small steps.
-    p.write_text("profile: tiny\ncommit_interval_s: 0\n"
+    # batches release videos in bursts), so a kill lands between small steps. A short run lease, so that the
+    # next run may take a killed one for dead at once (LEASE_S).
+    p.write_text(f"profile: tiny\ncommit_interval_s: 0\nheartbeat_interval_s: 0.5\nrun_lease_s: {LEASE_S}\n"
                  "resources: {aesthetic: {batch_size: null}, caption: {batch_size: null}}\n")
     return p
 
@@ -75,6 +77,7 @@ def kill_after(proc, out, at_least: int, timeout_s: float = 300) -> int:
         if finished_videos(out) >= at_least:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            time.sleep(LEASE_S)  # its heartbeat is now stale: the next run takes it for dead
             return finished_videos(out)  # what was really committed when the kill landed
         if proc.poll() is not None:
             pytest.fail(f"run ended before it could be killed:\n{proc.stdout.read().decode()[-3000:]}")
@@ -105,4 +108,5 @@ def test_sigkill_and_resume_gives_the_same_rows(big_corpus, config_file, tmp_pat
         for key, row in expected[name].items():
             assert got[name][key] == row, (name, key)
     runs = lance.dataset(str(out / "runs.lance")).to_table().to_pylist()
-    assert [r["status"] for r in runs] == ["completed"]  # the killed runs never got to record themselves
+    # The killed runs were recorded as running; the next run found their heartbeats stale.
+    assert sorted(r["status"] for r in runs) == ["completed", "interrupted", "interrupted"]

@@ -1,0 +1,125 @@
+"""Running on a Ray cluster: connecting with what workers need, and making sure every node reaches the data.
+
+- `init_ray` starts a local Ray (the default) or connects to `address`. A cluster's workers get this project's
+  packages (`runtime_env.py_modules`) and the environment they need to reach storage and models
+  (`runtime_env.env_vars`, see `worker_env`), which never goes into the dataset, its run records or logs.
+- `check_reachable` refuses, on a cluster of more than one node, an output or input that is a path on this
+  machine only: a worker on another node would write to, or look in, its own disk. A shared filesystem (NFS,
+  a FUSE mount of a bucket) is accepted when declared (`--shared-fs`) and a probe confirms it: a task pinned
+  to each node writes a file there, which the driver must see, and checks that it sees the first local input.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from curate.sources import Source, is_remote
+
+log = logging.getLogger(__name__)
+
+# Shipped to a remote cluster's workers with the job (`--address`).
+PACKAGES = ("curate", "filters", "captioner", "train")
+# Environment variables workers need: object-store settings and credentials, model hubs.
+ENV_PREFIXES = ("AWS_", "GOOGLE_", "GCS_", "AZURE_", "HF_", "HUGGING_FACE_", "LANCE_")
+
+
+class ClusterPathError(ValueError):
+    """An input or output that not every node of the cluster can reach."""
+
+
+def worker_env(extra_names: list[str] = ()) -> dict[str, str]:
+    """The driver's variables that workers need: every ENV_PREFIXES one, and those named in `extra_names` (the API
+    key variables the config names)."""
+    names = set(extra_names)
+    return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) or k in names}
+
+
+def init_ray(address: str | None, *, env: dict[str, str] | None = None) -> None:
+    """Starts a local Ray (default) or connects to `address` ("auto", "HOST:PORT", "ray://host:10001").
+
+    A local Ray's workers inherit this process's environment; a cluster's get `env` through the job's
+    runtime_env, and this project's packages through `py_modules` (third-party dependencies must be installed
+    on the nodes: the same image, or `pip install vidcurate`).
+    """
+    import ray
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    if ray.is_initialized():
+        return
+    kwargs = dict(include_dashboard=False, ignore_reinit_error=True, logging_level=logging.WARNING)
+    if address:
+        runtime_env = {"py_modules": [importlib.import_module(p) for p in PACKAGES], "env_vars": env or {}}
+        ray.init(address=address, runtime_env=runtime_env, **kwargs)
+    else:
+        ray.init(**kwargs)
+
+
+def alive_nodes() -> list[dict]:
+    import ray
+
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def _on_node(node_id: str):
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
+
+
+def _probe_write(directory: str, name: str, token: str) -> None:
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    (Path(directory) / name).write_text(token)
+
+
+def _probe_sees(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def check_reachable(output: str, sources: list[Source], *, address: str | None, shared_fs: bool) -> None:
+    """Raises ClusterPathError when a local output or input cannot be reached from every node (module docstring).
+
+    Nothing to check with a local Ray, or when all inputs and the output are object-store URIs.
+    """
+    import ray
+
+    local_inputs = [s.uri for s in sources if not is_remote(s.uri)]
+    local_output = not is_remote(output)
+    if not address or not (local_output or local_inputs):
+        return
+    nodes = alive_nodes()
+    client = address.startswith("ray://")  # the driver runs off the cluster: even one node has its own disk
+    if len(nodes) <= 1 and not client:
+        return
+    what, path = ("output", output) if local_output else ("input", local_inputs[0])
+    if not shared_fs:
+        raise ClusterPathError(
+            f"the {what} {path} is a path on this machine, but the Ray cluster at {address} has {len(nodes)} nodes, "
+            "each with its own disk: use object-store URIs (s3://..., gs://..., az://...), or put the data on a "
+            "filesystem every node mounts and pass --shared-fs")
+    token = secrets.token_hex(8)
+    probe_dir = os.path.join(os.path.abspath(output) if local_output else os.path.dirname(local_inputs[0]),
+                             ".curate-probe")
+    refs = [ray.remote(_probe_write).options(scheduling_strategy=_on_node(n["NodeID"]), num_cpus=0)
+            .remote(probe_dir, f"{n['NodeID']}-{token}", token) for n in nodes]
+    ray.get(refs, timeout=120)
+    hosts = [f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})" for n in nodes]
+    names = [os.path.join(probe_dir, f"{n['NodeID']}-{token}") for n in nodes]
+    missing = [h for h, name in zip(hosts, names) if not os.path.exists(name)]
+    if local_inputs:
+        sees = ray.get([ray.remote(_probe_sees).options(scheduling_strategy=_on_node(n["NodeID"]), num_cpus=0)
+                        .remote(local_inputs[0]) for n in nodes], timeout=120)
+        missing += [f"{h} (cannot see {local_inputs[0]})" for h, ok in zip(hosts, sees) if not ok]
+    for name in names:
+        try:
+            os.remove(name)
+        except OSError:
+            pass
+    if missing:
+        raise ClusterPathError(
+            f"--shared-fs was given, but a file written under {probe_dir} by node {', '.join(missing)} does not "
+            "reach this machine: the path is not shared; use object-store URIs or a filesystem every node mounts")
+    log.info("shared filesystem confirmed on %d nodes under %s", len(nodes), probe_dir)
