@@ -173,6 +173,7 @@ def test_concurrent_runs_into_one_output(split, cluster, s3, demo_dataset, tmp_p
     for r, (o, e) in zip(runs, outputs):
         assert r.returncode == 0, o[-2000:] + e[-2000:]
     ok = [int(re.search(r"videos: (\d+) ok", o).group(1)) for o, _ in outputs]
-    # Overlapping: both jobs did every video (neither had finished one when the other started); disjoint: a split.
-    assert ok == [7, 7] if split == "overlapping" else (sum(ok) == 7 and min(ok) > 0), ok
+    # Overlapping: the jobs did some videos twice (neither had finished them when the other started); disjoint: a
+    # split of the seven.
+    assert sum(ok) > 7 if split == "overlapping" else (sum(ok) == 7 and min(ok) > 0), ok
     _assert_exactly_once(out, env, demo_dataset)
