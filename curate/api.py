@@ -84,8 +84,9 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
     store = LanceStore(output, cfg.storage_options)
     store.ensure_tables()
     summary = RunSummary(run_id=new_run_id(), output=output, videos_seen=len(sources))
-    store.mark_interrupted(lease_s=cfg.run_lease_s)
-    summary.partial_videos_redone = store.drop_unfinished(keep_runs=store.live_runs(lease_s=cfg.run_lease_s))
+    live = store.live_runs(lease_s=cfg.run_lease_s)
+    store.mark_interrupted(live=live)
+    summary.partial_videos_redone = store.drop_unfinished(keep_runs=live)
     done = store.finished_uris(retry_failed=retry_failed)
     todo = [s for s in sources if s.uri not in done]
     summary.videos_skipped = len(sources) - len(todo)

@@ -64,15 +64,22 @@ def alive_nodes() -> list[dict]:
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
-def _on_node(node_id: str):
+def _on_each_node(fn, nodes: list[dict], *args) -> list:
+    """`fn(*args)` run once on each of `nodes` (pinned there, reserving no CPU); the results in the nodes' order."""
+    import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    return NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
+    task = ray.remote(fn)
+    return ray.get([task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=n["NodeID"], soft=False),
+                                 num_cpus=0).remote(*args) for n in nodes], timeout=120)
 
 
-def _probe_write(directory: str, name: str, token: str) -> None:
+def _probe_write(directory: str, token: str) -> None:
+    """Writes a file named after the node it runs on."""
+    import ray
+
     Path(directory).mkdir(parents=True, exist_ok=True)
-    (Path(directory) / name).write_text(token)
+    (Path(directory) / f"{ray.get_runtime_context().get_node_id()}-{token}").write_text(token)
 
 
 def _probe_sees(path: str) -> bool:
@@ -84,8 +91,6 @@ def check_reachable(output: str, sources: list[Source], *, address: str | None, 
 
     Nothing to check with a local Ray, or when all inputs and the output are object-store URIs.
     """
-    import ray
-
     local_inputs = [s.uri for s in sources if not is_remote(s.uri)]
     local_output = not is_remote(output)
     if not address or not (local_output or local_inputs):
@@ -103,15 +108,12 @@ def check_reachable(output: str, sources: list[Source], *, address: str | None, 
     token = secrets.token_hex(8)
     probe_dir = os.path.join(os.path.abspath(output) if local_output else os.path.dirname(local_inputs[0]),
                              ".curate-probe")
-    refs = [ray.remote(_probe_write).options(scheduling_strategy=_on_node(n["NodeID"]), num_cpus=0)
-            .remote(probe_dir, f"{n['NodeID']}-{token}", token) for n in nodes]
-    ray.get(refs, timeout=120)
+    _on_each_node(_probe_write, nodes, probe_dir, token)
     hosts = [f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})" for n in nodes]
     names = [os.path.join(probe_dir, f"{n['NodeID']}-{token}") for n in nodes]
     missing = [h for h, name in zip(hosts, names) if not os.path.exists(name)]
     if local_inputs:
-        sees = ray.get([ray.remote(_probe_sees).options(scheduling_strategy=_on_node(n["NodeID"]), num_cpus=0)
-                        .remote(local_inputs[0]) for n in nodes], timeout=120)
+        sees = _on_each_node(_probe_sees, nodes, local_inputs[0])
         missing += [f"{h} (cannot see {local_inputs[0]})" for h, ok in zip(hosts, sees) if not ok]
     for name in names:
         try:

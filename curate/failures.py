@@ -28,10 +28,6 @@ TRANSIENT_TEXT = re.compile(
 FINAL_TYPES = (FileNotFoundError, IsADirectoryError, PermissionError)
 
 
-class TransientError(RuntimeError):
-    """A failure that may pass (raised by our own code where the cause is known to be transient)."""
-
-
 def _chain(exc: BaseException):
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -43,7 +39,7 @@ def _chain(exc: BaseException):
 def is_transient(exc: BaseException) -> bool:
     """True when `exc`, or what caused it, is a failure that may pass (see the module docstring)."""
     for e in _chain(exc):
-        if isinstance(e, TransientError | ConnectionError | TimeoutError | MemoryError):
+        if isinstance(e, ConnectionError | TimeoutError | MemoryError):
             return True
         if isinstance(e, FINAL_TYPES):
             return False

@@ -141,7 +141,7 @@ class ScoreStage(Stage):
         if self.ocr is not None:
             scorers.append(("ocr", lambda f, r: TextScorer(self.ocr)(f)))
         if self.safety is not None:
-            scorers.append(("safety", lambda f, r: SafetyScorer(self.safety)(list(LazyFrames(r.get("keyframes"))))))
+            scorers.append(("safety", lambda f, r: SafetyScorer(self.safety)(LazyFrames(r.get("keyframes")))))
         for row in rows:
             if row.get("clip_id") is None:
                 continue

@@ -132,15 +132,6 @@ class LanceStore:
             deleted += len(clip_ids)
         return deleted
 
-    def append_rows(self, name: str, rows: list[dict[str, Any]]) -> int | None:
-        """Appends small rows (videos, runs) written by the driver itself."""
-        if not rows:
-            return None
-        table = pa.Table.from_pylist(rows, schema=TABLES[name])
-        ds = lance.write_dataset(table, self.table_uri(name), schema=TABLES[name], mode="append",
-                                 storage_options=self.storage_options)
-        return ds.version
-
     def column(self, name: str, column: str, *, version: int | str | None = None) -> list:
         """One column of a table as a list (empty if the table does not exist yet)."""
         ds = self.open(name, version=version)
@@ -164,13 +155,12 @@ class LanceStore:
         fresh = datetime.now(timezone.utc) - timedelta(seconds=lease_s)
         return {r["run_id"] for r in t if r["heartbeat_at"] is not None and r["heartbeat_at"] >= fresh}
 
-    def mark_interrupted(self, *, lease_s: float) -> list[str]:
-        """Records runs whose heartbeat stopped more than `lease_s` ago while `running` as `interrupted` (killed,
-        crashed, their machine lost); returns their ids."""
+    def mark_interrupted(self, *, live: set[str]) -> list[str]:
+        """Records `running` runs that are not in `live` (see `live_runs`: their heartbeat stopped; killed,
+        crashed, their machine lost) as `interrupted`; returns their ids."""
         ds = self.open("runs")
         if ds is None:
             return []
-        live = self.live_runs(lease_s=lease_s)
         dead = [r for r in ds.to_table(filter="status = 'running'").to_pylist() if r["run_id"] not in live]
         for r in dead:
             r["status"] = "interrupted"

@@ -38,7 +38,7 @@ from functools import lru_cache
 import numpy as np
 
 from filters.onnx import package_file, use_cuda
-from filters.picks import spread_indices
+from filters.picks import middle_first
 
 INSTALL = "pip install --no-deps rapidocr-onnxruntime==1.4.4"
 DET_MODEL = "models/ch_PP-OCRv4_det_infer.onnx"
@@ -110,11 +110,10 @@ class TextScorer:
         if not len(frames):
             return {"text_area": None, "persistent_text_area": None, "text_boxes": None, "ocr_text": None}
         det, rec = _models(self.settings)
-        picks = spread_indices(len(frames), self.settings.frames)
-        middle = picks[(len(picks) - 1) // 2]
+        middle, rest = middle_first(len(frames), self.settings.frames)
         boxes = {middle: self._detect(det, frames[middle])}
         if boxes[middle]:
-            boxes.update({i: self._detect(det, frames[i]) for i in picks if i != middle})
+            boxes.update({i: self._detect(det, frames[i]) for i in rest})
         per_frame = [boxes[i] for i in sorted(boxes)]
         tracks = track_boxes(per_frame)
         persistent = [t for t in tracks if t.presence >= self.settings.persist and self._overlay_like(t, frames)]

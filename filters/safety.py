@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from filters.onnx import package_file, session
-from filters.picks import spread
+from filters.onnx import package_file, session, use_cuda
+from filters.picks import middle_first
 
 INSTALL = "pip install nudenet==3.4.2"
 MODEL = "320n.onnx"
@@ -52,8 +52,6 @@ class SafetySettings:
 
 def preflight(settings: SafetySettings) -> None:
     """Fails before a job starts when the NSFW model cannot be had (ModelUnavailable says how to get it)."""
-    from filters.onnx import use_cuda
-
     package_file("nudenet", MODEL, install=INSTALL)
     use_cuda(settings.device)
 
@@ -74,15 +72,15 @@ class SafetyScorer:
         self._session()
         return self
 
-    def __call__(self, keyframes: list[np.ndarray]) -> dict:
-        if not keyframes:
+    def __call__(self, keyframes) -> dict:
+        """`keyframes`: a sequence of BGR uint8 frames (indexed lazily: only the frames read are decoded)."""
+        if not len(keyframes):
             return {"nsfw_score": None, "nsfw_classes": None}
         names = labels()
-        picks = spread(keyframes, self.settings.frames)
-        middle = (len(picks) - 1) // 2
-        found = self.detect(picks[middle], names)
+        middle, rest = middle_first(len(keyframes), self.settings.frames)
+        found = self.detect(keyframes[middle], names)
         if found:  # a person is there: look at the rest of the scene too
-            found += [d for i, f in enumerate(picks) if i != middle for d in self.detect(f, names)]
+            found += [d for i in rest for d in self.detect(keyframes[i], names)]
         explicit = [d["score"] for d in found if d["class"] in EXPLICIT]
         return {"nsfw_score": float(max(explicit, default=0.0)),
                 "nsfw_classes": sorted({d["class"] for d in found})}

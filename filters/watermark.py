@@ -1,7 +1,7 @@
 """Logos, bugs and watermarks laid over the picture, from a scene's sampled frames (no weights).
 
 An overlay, for this detector, is a small graphic (a few per cent of the frame) with edges in both orientations,
-near an edge or a corner more often than not, that stays put while the picture under and around it changes:
+near an edge or a corner, that stays put while the picture under and around it changes:
 
 1. Edge maps of up to FRAMES samples spread over the scene (grey, WIDTH px wide), split by edge orientation; an
    edge present in at least PERSIST of them is persistent.
@@ -12,8 +12,9 @@ near an edge or a corner more often than not, that stays put while the picture u
    typical picture (the per-pixel median), each frame's brightness normalised robustly (median and quartiles,
    so a cyclist crossing the frame or a fade shifts nothing else); and the share of its own persistent edges
    still there. The evidence is the share of frames in which most of the ring changed while the edges stayed.
-4. Corners weigh most, the edge bands less, the centre least; a logistic turns the best candidate's weighted
-   evidence into `watermark_prob`, and its box is `watermark_box`.
+4. Corners weigh most, the edge bands less; a candidate further in, or one touching the frame's border (content
+   the frame cuts), is not taken. A logistic turns the best candidate's weighted evidence into `watermark_prob`,
+   and its box is `watermark_box`.
 
 What it sees: logos, bugs and watermarks over changing content: a moving camera, animation, or motion passing
 under and around the overlay. What it cannot see: an overlay over a part of the picture that never changes (a
@@ -147,7 +148,7 @@ def best_candidate(grays: np.ndarray) -> tuple[float, list[float] | None]:
     grouped = cv2.dilate(cv2.morphologyEx(persistent.view(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)),
                          np.ones((3, 3), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(grouped, connectivity=8)
-    changed = _changed(grays)
+    changed = None  # computed for the first candidate that passes the shape checks (its median is the costly part)
     edges_now = across | along
     best, best_box = 0.0, None
     for k in range(1, n):
@@ -159,6 +160,7 @@ def best_candidate(grays: np.ndarray) -> tuple[float, list[float] | None]:
         if min(np.count_nonzero(own & p_across[y:y + bh, x:x + bw]),
                np.count_nonzero(own & p_along[y:y + bh, x:x + bw])) < MIN_EDGES:
             continue  # a line, not a graphic
+        changed = _changed(grays) if changed is None else changed
         ring_changed = _ring_changed(changed, x, y, bw, bh)
         edges_kept = edges_now[:, y:y + bh, x:x + bw][:, own].mean(axis=1)
         evidence = float(np.mean((ring_changed >= RING_CHANGED) & (edges_kept >= EDGES_KEPT)))

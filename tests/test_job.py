@@ -141,7 +141,7 @@ def test_store_removes_rows_of_unfinished_videos(tmp_path):
     rows = [{"clip_id": f"c{i}", "video_id": vid, "keep": True} for i, vid in enumerate(["done", "cut", "cut"])]
     store.commit_fragments("candidates", store.write_fragments("candidates", pa.Table.from_pylist(rows, CANDIDATES)),
                            message="t")
-    store.append_rows("videos", [{"video_id": "done", "uri": "/x.mp4", "status": "ok"}])
+    store.upsert_rows("videos", [{"video_id": "done", "uri": "/x.mp4", "status": "ok"}], key="uri")
     assert store.drop_unfinished() == 1
     left = store.open("candidates").to_table(columns=["video_id"]).column("video_id").to_pylist()
     assert left == ["done"]
