@@ -207,9 +207,12 @@ def burn(src: Path, dst: Path, ov: Overlay, *, max_s: float = 6.0, getty: np.nda
             if enc is None:
                 enc = out.add_stream("libx264", rate=rate)
                 enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
-                enc.options = {"crf": str(crf), "preset": "veryfast"}
+                # mbtree off: with it, this x264 build's output differs run to run, and a test must see the same frames
+                enc.options = {"crf": str(crf), "preset": "veryfast", "x264-params": "mbtree=0"}
             img = Image.alpha_composite(img.crop((0, 0, w, h)), overlay_layer(ov, w, h, t, getty)).convert("RGB")
-            for packet in enc.encode(av.VideoFrame.from_image(img)):
+            vf = av.VideoFrame.from_image(img)
+            vf.pts, vf.time_base = i, 1 / rate
+            for packet in enc.encode(vf):
                 out.mux(packet)
         if enc is not None:
             for packet in enc.encode():
