@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import secrets
 import sys
 import threading
@@ -49,7 +50,8 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
         output: directory or object-store URI holding videos.lance, candidates.lance, clips.lance, runs.lance.
         config: a Config, or a YAML file of overrides over the embedded defaults.
         profile: `default` (real models) or `tiny` (tiny random models, for offline runs and tests).
-        address: an existing Ray cluster; a local Ray is started when None.
+        address: an existing Ray cluster; when None, the RAY_ADDRESS environment variable's (set inside a job that
+            `ray job submit` started), else a local Ray is started.
         progress: show a progress bar of finished videos on stderr.
         shard: (i, n): only the inputs of shard i of n (a stable split by URI), so that n jobs fill one dataset.
         retry_failed: also redo videos whose failure was final (`retryable` ones are always redone).
@@ -78,6 +80,7 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
     if shard is not None:
         sources = [s for s in sources if in_shard(s.uri, *shard)]
     _preflight(cfg)
+    address = address or os.environ.get("RAY_ADDRESS") or None  # inside a submitted job: its cluster
     if address:  # before any write: every node must reach the inputs and the output
         init_ray(address, env=worker_env([cfg.caption.openai.api_key_env]))
         check_reachable(output, sources, address=address, shared_fs=shared_fs)

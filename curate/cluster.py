@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import secrets
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 PACKAGES = ("curate", "filters", "captioner", "train")
 # Environment variables workers need: object-store settings and credentials, model hubs.
 ENV_PREFIXES = ("AWS_", "GOOGLE_", "GCS_", "AZURE_", "HF_", "HUGGING_FACE_", "LANCE_")
+# Set by Ray's job supervisor for a submitted job's entrypoint: the job's config, its runtime_env included.
+JOB_CONFIG_VAR = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 
 class ClusterPathError(ValueError):
@@ -52,10 +55,21 @@ def init_ray(address: str | None, *, env: dict[str, str] | None = None) -> None:
         return
     kwargs = dict(include_dashboard=False, ignore_reinit_error=True, logging_level=logging.WARNING)
     if address:
-        runtime_env = {"py_modules": [importlib.import_module(p) for p in PACKAGES], "env_vars": env or {}}
-        ray.init(address=address, runtime_env=runtime_env, **kwargs)
+        ray.init(address=address, runtime_env=job_runtime_env(env or {}), **kwargs)
     else:
         ray.init(**kwargs)
+
+
+def job_runtime_env(env: dict[str, str]) -> dict:
+    """The runtime_env a cluster's workers get: this project's packages and `env`, less what the job that
+    `ray job submit` started already gives them (Ray refuses a driver runtime_env that repeats the job's keys)."""
+    job = json.loads(os.environ.get(JOB_CONFIG_VAR, "{}")).get("runtime_env") or {}
+    given = job.get("env_vars") or {}
+    runtime_env: dict = {"env_vars": {k: v for k, v in env.items() if k not in given}}
+    if "py_modules" not in job:
+        # Package directories, not module objects: Ray deep-copies this to merge it with the job's.
+        runtime_env["py_modules"] = [str(Path(importlib.import_module(p).__file__).parent) for p in PACKAGES]
+    return runtime_env
 
 
 def alive_nodes() -> list[dict]:

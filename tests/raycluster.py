@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,15 +34,21 @@ def can_run() -> str | None:
 
 
 class TwoNodeCluster:
-    def __init__(self, root: Path, *, head_cpus: int = 1, worker_cpus: int = 2):
+    def __init__(self, root: Path, *, head_cpus: int = 1, worker_cpus: int = 2, dashboard: bool = False):
         self.root = root
-        self.temp_dir = root / "ray"  # short: Ray's socket paths must fit in 107 bytes
+        # Short, under /tmp: Ray's socket paths (the dashboard's are the longest) must fit in 107 bytes.
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
         self.private_dir = root / "worker-only"
         self.port = free_port()
         self.head_cpus, self.worker_cpus = head_cpus, worker_cpus
-        self.env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+        # The venv's bin on PATH, as on a node where the project is installed: a submitted job's `curate` is found.
+        self.env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         self.procs: list[subprocess.Popen] = []
         self.address = ""
+        # The job server (`ray job submit`) lives in the head's dashboard (needs ray[default]).
+        self.dashboard_port = free_port() if dashboard else None
+        self.dashboard = f"http://127.0.0.1:{self.dashboard_port}" if dashboard else ""
 
     def start(self, timeout: float = 90.0) -> TwoNodeCluster:
         import ray._private.services as services
@@ -50,17 +57,39 @@ class TwoNodeCluster:
         self.private_dir.mkdir(parents=True, exist_ok=True)
         self.address = f"{services.get_node_ip_address()}:{self.port}"
         common = ["--disable-usage-stats", "--block"]
+
+        def ports() -> list[str]:  # each node's agents on ports of their own: the defaults may be taken already
+            return [f"--{name}={free_port()}" for name in ("dashboard-agent-listen-port", "metrics-export-port",
+                                                            "dashboard-agent-grpc-port", "runtime-env-agent-port")]
+
+        dashboard = ([f"--dashboard-port={self.dashboard_port}", "--dashboard-host=127.0.0.1"] if self.dashboard_port
+                     else ["--include-dashboard=false"])
         self.procs.append(subprocess.Popen(
-            [RAY, "start", "--head", f"--port={self.port}", f"--num-cpus={self.head_cpus}", "--include-dashboard=false",
+            [RAY, "start", "--head", f"--port={self.port}", f"--num-cpus={self.head_cpus}", *dashboard, *ports(),
+             f"--ray-client-server-port={free_port()}",
              f"--temp-dir={self.temp_dir}", *common], env=self.env, start_new_session=True,
             stdout=open(self.root / "head.log", "w"), stderr=subprocess.STDOUT))
         self._wait_nodes(1, timeout)
         worker = (f"mount -t tmpfs tmpfs {self.private_dir} && exec {RAY} start --address={self.address} "
-                  f"--num-cpus={self.worker_cpus} {' '.join(common)}")
+                  f"--num-cpus={self.worker_cpus} {' '.join(common + ports())}")
         self.procs.append(subprocess.Popen(["unshare", "-m", "sh", "-c", worker], env=self.env, start_new_session=True,
                                            stdout=open(self.root / "worker.log", "w"), stderr=subprocess.STDOUT))
         self._wait_nodes(2, timeout)
+        if self.dashboard:
+            self._wait_job_server(timeout)
         return self
+
+    def _wait_job_server(self, timeout: float) -> None:
+        """Until a trivial job runs: the job server answers "no available agent" while the head's agent starts."""
+        deadline = time.monotonic() + timeout
+        while True:
+            done = subprocess.run([RAY, "job", "submit", "--address", self.dashboard, "--", "true"], env=self.env,
+                                  capture_output=True, text=True, timeout=timeout)
+            if done.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Ray job server did not start:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+            time.sleep(2)
 
     def nodes_alive(self) -> int:
         code = (f"import ray; ray.init(address={self.address!r}, logging_level='ERROR'); "
@@ -111,6 +140,7 @@ class TwoNodeCluster:
                 p.kill()
             except psutil.NoSuchProcess:
                 pass
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def _cmdline(p) -> list[str]:

@@ -9,6 +9,7 @@ reference: the cluster must produce the same rows and the same clip bytes.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -19,7 +20,7 @@ import lance
 import pytest
 import yaml
 
-from raycluster import TwoNodeCluster, can_run
+from raycluster import RAY, TwoNodeCluster, can_run
 from s3server import MotoServer, environ
 
 pytestmark = pytest.mark.slow
@@ -33,7 +34,7 @@ def cluster(tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail(f"the two-node cluster test must run in CI: {why}")
         pytest.skip(why)
-    c = TwoNodeCluster(tmp_path_factory.mktemp("cluster")).start()
+    c = TwoNodeCluster(tmp_path_factory.mktemp("cluster"), dashboard=True).start()
     try:
         yield c
     finally:
@@ -177,3 +178,18 @@ def test_concurrent_runs_into_one_output(split, cluster, s3, demo_dataset, tmp_p
     # split of the seven.
     assert sum(ok) > 7 if split == "overlapping" else (sum(ok) == 7 and min(ok) > 0), ok
     _assert_exactly_once(out, env, demo_dataset)
+
+
+def test_ray_job_submit(cluster, s3, demo_dataset):
+    """The README's `ray job submit` line: the job server (the `cluster` extra) runs `curate run` on the head; the
+    run takes its cluster from RAY_ADDRESS, its storage settings from the job's runtime_env, and lands the same
+    rows as the local run."""
+    env = _env(cluster, s3)
+    runtime_env = {"env_vars": {k: v for k, v in s3.env.items() if k.startswith("AWS_")}}
+    proc = subprocess.run([RAY, "job", "submit", "--address", cluster.dashboard, "--runtime-env-json",
+                           json.dumps(runtime_env), "--", "curate", "run", "s3://raw/demo", "-o", "s3://curated/job",
+                           "-p", "tiny"], env=cluster.env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0 and "succeeded" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "7 ok, 0 failed, 0 retryable" in proc.stdout
+    local, _ = demo_dataset
+    assert _scenes("s3://curated/job", env) == _scenes(str(local), {})
