@@ -34,6 +34,7 @@ bench: venv
 	$(PY) bench/analysis_bench.py
 	$(PY) bench/scoring_bench.py
 	$(PY) bench/filters_bench.py
+	$(PY) bench/store_bench.py
 	$(PY) bench/caption_bench.py
 	[ -d demo/dataset ] || $(VENV)/bin/curate demo --workdir demo
 	$(PY) bench/train_bench.py --dataset demo/dataset

@@ -113,6 +113,7 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
             store.dedupe(name)
         summary.wall_s = time.monotonic() - started
         record.finish(status)
+        store.optimize()  # this run's small fragments compacted, the id indexes brought up to date
         summary.versions = store.tag_all(summary.tag)
     return summary
 

@@ -4,6 +4,10 @@ Clips that become kept are encoded (the only read of their sources) and appended
 deleted; `candidates.lance` gets the new `keep` and `drop_reasons`, `videos.lance` the new counts; the result
 is a new version of each table, tagged `run-<run_id>`. What to do is worked out from the stored state alone
 (kept but not in `clips`, dropped but in `clips`), so a refilter cut off midway is finished by running it again.
+
+It streams the candidates in batches and joins on `clip_id` (Arrow `is_in` against the clips' ids, Lance
+`merge_insert` to write only the changed decisions and counts), so a million rows cost seconds, not an `IN` list
+of every id.
 """
 
 from __future__ import annotations
@@ -12,11 +16,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from curate.config import Config, resolve_config
 from curate.store import LanceStore, sql_in
 
 # Candidate columns that refilter reads (everything but the keyframe JPEGs).
 _SKIP = {"keyframes"}
+BATCH_ROWS = 65536  # candidates decided at a time: memory bounded by this, not by the dataset
+_DECISION = pa.schema([pa.field("clip_id", pa.string()), pa.field("keep", pa.bool_()),
+                       pa.field("drop_reasons", pa.list_(pa.string()))])
 
 
 @dataclass
@@ -68,39 +78,31 @@ def refilter(uri: str, *, config: Config | str | None = None, profile: str | Non
     if cands_ds is None or videos_ds is None:
         raise FileNotFoundError(f"no curated dataset at {uri}")
     summary = RefilterSummary(run_id=new_run_id(), output=uri, dry_run=dry_run)
-    columns = [c for c in cands_ds.schema.names if c not in _SKIP]
-    old = cands_ds.to_table(columns=columns).to_pylist()
-    new = KeepPolicy.from_config(cfg.policy)([dict(r) for r in old])
-    in_clips = set(store.column("clips", "clip_id"))
-    to_encode = [r for r in new if r["keep"] and r["clip_id"] not in in_clips]
-    to_delete = [r["clip_id"] for r in new if not r["keep"] and r["clip_id"] in in_clips]
-    changed = {r["clip_id"]: r for r, o in zip(new, old) if (r["keep"], r["drop_reasons"]) != (o["keep"], o["drop_reasons"])}
-    summary.candidates = len(new)
-    summary.newly_kept = sum(1 for r, o in zip(new, old) if r["keep"] and not o["keep"])
-    summary.newly_dropped = sum(1 for r, o in zip(new, old) if o["keep"] and not r["keep"])
-    summary.reasons_changed = len(changed)
+    decided = _decide(store, KeepPolicy.from_config(cfg.policy), summary)
     if dry_run:
-        summary.kept = sum(r["keep"] for r in new)
         summary.wall_s = time.monotonic() - started
         return summary
 
-    if to_encode:
+    changed = decided.changed
+    if decided.to_encode:
         videos = {v["video_id"]: v for v in videos_ds.to_table().to_pylist()}
-        _encode(to_encode, videos, cfg, store, run_id=summary.run_id, address=address)
-        in_clips = set(store.column("clips", "clip_id"))
-        for r in to_encode:
-            if r["clip_id"] in in_clips:
-                summary.encoded += 1
-            else:
-                summary.encode_failed += 1
-                r["keep"], r["drop_reasons"] = False, [*r["drop_reasons"], "encode_failed"]
-                changed[r["clip_id"]] = r
-    if to_delete:
-        store.open("clips").delete(sql_in("clip_id", to_delete))
-    if changed:
-        _update_candidates(store, changed)
-    _update_video_counts(store, new)
-    summary.kept = sum(r["keep"] for r in new)
+        _encode(decided.to_encode, videos, cfg, store, run_id=summary.run_id, address=address)
+        in_clips = store.open("clips").to_table(columns=["clip_id"]).column("clip_id")
+        ids = pa.array([r["clip_id"] for r in decided.to_encode], pa.string())
+        failed = ids.filter(pc.invert(pc.is_in(ids, value_set=in_clips)))
+        summary.encoded, summary.encode_failed = len(ids) - len(failed), len(failed)
+        if len(failed):  # kept no more: recorded as such
+            video_of = {r["clip_id"]: r["video_id"] for r in decided.to_encode}
+            changed = pa.concat_tables([
+                changed.filter(pc.invert(pc.is_in(changed.column("clip_id"), value_set=failed))),
+                pa.table({"clip_id": failed, "keep": [False] * len(failed),
+                          "drop_reasons": [["encode_failed"]] * len(failed)}, schema=_DECISION)])
+            for clip_id in failed.to_pylist():
+                decided.kept_per_video[video_of[clip_id]] -= 1
+            summary.kept -= len(failed)
+    store.delete_keys("clips", "clip_id", decided.to_delete)
+    store.update_columns("candidates", changed, key="clip_id")
+    _update_video_counts(store, decided.kept_per_video)
     summary.wall_s = time.monotonic() - started
     store.upsert_rows("runs", [{
         "run_id": summary.run_id, "started_at": started_at, "finished_at": datetime.now(timezone.utc),
@@ -108,8 +110,56 @@ def refilter(uri: str, *, config: Config | str | None = None, profile: str | Non
         "config_yaml": cfg.to_yaml(redact=True), "model_profile": cfg.profile, "inputs": [f"refilter {uri}"],
         "scenes": summary.candidates, "kept": summary.kept, "wall_s": summary.wall_s,
     }], key="run_id")
+    store.optimize()
     summary.versions = store.tag_all(f"run-{summary.run_id}")
     return summary
+
+
+
+@dataclass
+class _Decided:
+    changed: pa.Table  # _DECISION rows whose keep or reasons changed
+    to_encode: list[dict]  # whole candidate rows, newly kept and not in clips
+    to_delete: pa.Array  # clip ids dropped now but in clips
+    kept_per_video: dict[str, int]
+
+
+def _decide(store: LanceStore, policy, summary: RefilterSummary) -> _Decided:
+    """The policy over the stored scores (column by column, a batch of candidates at a time); fills the
+    summary's counts."""
+    cands = store.open("candidates")
+    ids = cands.to_table(columns=["clip_id"]).column("clip_id")
+    clipped_all = pc.is_in(ids, value_set=store.open("clips").to_table(columns=["clip_id"]).column("clip_id"))
+    changed, to_encode, to_delete, per_video, offset = [], [], [], [], 0
+    for batch in cands.to_batches(columns=[c for c in cands.schema.names if c not in _SKIP], batch_size=BATCH_ROWS):
+        table = pa.Table.from_batches([batch])
+        clipped = clipped_all.slice(offset, batch.num_rows)
+        offset += batch.num_rows
+        scene = pc.is_valid(table.column("clip_id"))  # not a failed video's row
+        table = table.filter(scene)
+        clipped = clipped.filter(scene)
+        keep, reasons = policy.decide(table)
+        was = pc.fill_null(table.column("keep"), False)
+        moved = pc.or_(pc.not_equal(keep, was), pc.not_equal(
+            pc.binary_join(reasons, "\x1f"), pc.fill_null(pc.binary_join(table.column("drop_reasons"), "\x1f"), "")))
+        changed.append(pa.table({"clip_id": table.column("clip_id"), "keep": keep, "drop_reasons": reasons},
+                                schema=_DECISION).filter(moved))
+        encode = pc.and_(keep, pc.invert(clipped))
+        to_encode += [dict(r, keep=True, drop_reasons=[]) for r in table.filter(encode).to_pylist()]
+        to_delete.append(table.column("clip_id").filter(pc.and_(pc.invert(keep), clipped)))
+        per_video.append(pa.table({"video_id": table.column("video_id"), "keep": pc.cast(keep, pa.int32())}))
+        summary.newly_kept += pc.sum(pc.and_(keep, pc.invert(was))).as_py() or 0
+        summary.newly_dropped += pc.sum(pc.and_(was, pc.invert(keep))).as_py() or 0
+        summary.kept += pc.sum(keep).as_py() or 0
+        summary.candidates += batch.num_rows
+    changed_table = pa.concat_tables(changed) if changed else _DECISION.empty_table()
+    summary.reasons_changed = changed_table.num_rows
+    kept = pa.concat_tables(per_video).group_by("video_id").aggregate([("keep", "sum")]) if per_video else None
+    return _Decided(changed=changed_table, to_encode=to_encode,
+                    kept_per_video=dict(zip(kept.column("video_id").to_pylist(), kept.column("keep_sum").to_pylist()))
+                    if kept is not None else {},
+                    to_delete=pa.concat_arrays([a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
+                                                for a in to_delete]) if to_delete else pa.array([], pa.string()))
 
 
 def _encode(rows: list[dict], videos: dict, cfg: Config, store: LanceStore, *, run_id: str, address) -> None:
@@ -118,7 +168,6 @@ def _encode(rows: list[dict], videos: dict, cfg: Config, store: LanceStore, *, r
     The analysis samples are not stored, so captions of these clips come from the stored keyframes
     (`samples.keyframes_per_scene` frames, 320 px) instead of `caption.frames` samples.
     """
-    import pyarrow as pa
     import ray.data
 
     from curate.cluster import init_ray
@@ -145,33 +194,15 @@ def _encode(rows: list[dict], videos: dict, cfg: Config, store: LanceStore, *, r
     store.commit_fragments("clips", fragments, message=f"curate refilter {run_id}")
 
 
-def _update_candidates(store: LanceStore, changed: dict[str, dict]) -> None:
-    """Rewrites `keep` and `drop_reasons` of the changed rows (whole rows, matched on clip_id)."""
-    import pyarrow as pa
-
-    from curate.schema import CANDIDATES
-
-    ds = store.open("candidates")
-    rows = ds.to_table(filter=sql_in("clip_id", list(changed))).to_pylist()
-    for row in rows:
-        row["keep"], row["drop_reasons"] = changed[row["clip_id"]]["keep"], changed[row["clip_id"]]["drop_reasons"]
-    ds.merge_insert("clip_id").when_matched_update_all().execute(pa.Table.from_pylist(rows, schema=CANDIDATES))
-
-
-def _update_video_counts(store: LanceStore, decided: list[dict]) -> None:
-    import pyarrow as pa
-
-    from curate.schema import VIDEOS
-
-    kept: dict[str, int] = {}
-    for r in decided:
-        kept[r["video_id"]] = kept.get(r["video_id"], 0) + bool(r["keep"])
-    n_clips: dict[str, int] = {}
-    for v in store.column("clips", "video_id"):
-        n_clips[v] = n_clips.get(v, 0) + 1
-    ds = store.open("videos")
-    rows = ds.to_table().to_pylist()
-    updated = [dict(r, num_kept=kept.get(r["video_id"], 0), num_clips=n_clips.get(r["video_id"], 0)) for r in rows
+def _update_video_counts(store: LanceStore, kept: dict[str, int]) -> None:
+    """Sets `num_kept` (from the new decisions) and `num_clips` (from clips.lance) where they changed."""
+    counts = store.open("clips").to_table(columns=["video_id"]).group_by("video_id").aggregate([("video_id", "count")])
+    n_clips = dict(zip(counts.column("video_id").to_pylist(), counts.column("video_id_count").to_pylist()))
+    rows = store.open("videos").to_table(columns=["video_id", "num_kept", "num_clips"]).to_pylist()
+    updated = [{"video_id": r["video_id"], "num_kept": kept.get(r["video_id"], 0),
+                "num_clips": n_clips.get(r["video_id"], 0)} for r in rows
                if (r["num_kept"], r["num_clips"]) != (kept.get(r["video_id"], 0), n_clips.get(r["video_id"], 0))]
     if updated:
-        ds.merge_insert("video_id").when_matched_update_all().execute(pa.Table.from_pylist(updated, schema=VIDEOS))
+        store.update_columns("videos", pa.Table.from_pylist(updated, schema=pa.schema([
+            pa.field("video_id", pa.string()), pa.field("num_kept", pa.int32()), pa.field("num_clips", pa.int32())])),
+            key="video_id")

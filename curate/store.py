@@ -12,11 +12,16 @@ Several runs may write one dataset at once (a resubmitted job, overlapping shard
 - `candidates` and `clips` rows are appended as the workers wrote them, then `dedupe` removes every copy of a
   clip_id but the one from the run whose id sorts first. Rows are deterministic, so the copies are equal, and
   every run that dedupes keeps the same one: concurrent runs converge on one row per clip.
+
+As it grows, a dataset stays quick to open, resume, refilter and diff: every run ends with `optimize` (the
+small fragments its workers wrote compacted, BTREE indexes on the ids brought up to date), and whole-table
+operations join on the ids (Arrow `is_in`, Lance `merge_insert`) instead of spelling them out in SQL `IN` lists.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from collections import defaultdict
@@ -27,10 +32,21 @@ from typing import Any
 warnings.filterwarnings("ignore", message="lance is not fork-safe")
 import lance  # noqa: E402
 import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
 from lance.fragment import FragmentMetadata, write_fragments  # noqa: E402
 
 from curate.schema import TABLES  # noqa: E402
 from curate.sources import is_remote  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+# Scalar (BTREE) indexes `optimize` keeps: the ids that resume, refilter, diff and notebooks look up and join on.
+INDEXED = {"videos": ("video_id", "uri"), "candidates": ("clip_id", "video_id"), "clips": ("clip_id", "video_id")}
+# Rows per fragment that compaction aims at: fewer where rows carry media (keyframe JPEGs, clip mp4s), so that a
+# run's compaction rewrites its own small fragments, not the media of the whole dataset.
+TARGET_ROWS = {"videos": 1 << 20, "runs": 1 << 20, "candidates": 1 << 16, "clips": 1 << 12}
+# Tables whose deleted rows stay marked instead of being compacted away: that would rewrite their media.
+KEEP_DELETION_FILES = {"candidates", "clips"}
 
 
 def sql_in(column: str, values: list[str]) -> str:
@@ -111,6 +127,18 @@ class LanceStore:
          .conflict_retries(50).execute(table))
         return self.open(name).version
 
+    def update_columns(self, name: str, table: pa.Table, *, key: str) -> None:
+        """Sets `table`'s columns on the rows of `name` with the same `key` (a join; other columns stay)."""
+        if table.num_rows:
+            self.open(name).merge_insert(key).when_matched_update_all().conflict_retries(50).execute(table)
+
+    def delete_keys(self, name: str, key: str, values: pa.Array | list[str]) -> None:
+        """Deletes the rows of `name` whose `key` is in `values` (a join, however many)."""
+        values = pa.array(values, pa.string()) if isinstance(values, list) else values
+        if len(values):
+            (self.open(name).merge_insert(key).when_matched_delete().conflict_retries(50)
+             .execute(pa.table({key: values})))
+
     def dedupe(self, name: str, *, video_ids: list[str] | None = None) -> int:
         """Deletes the copies of a clip_id that more than one run wrote (within `video_ids`, or everywhere),
         keeping the copy of the run whose id sorts first; returns the rows deleted."""
@@ -119,9 +147,13 @@ class LanceStore:
             return 0
         table = ds.to_table(columns=["clip_id", "run_id"],
                             filter=sql_in("video_id", video_ids) if video_ids else None)
+        counts = table.group_by("clip_id").aggregate([("run_id", "count_distinct")])
+        twice = counts.filter(pc.greater(counts.column("run_id_count_distinct"), 1)).column("clip_id")
+        if not len(twice):
+            return 0
         runs: dict[str, set[str]] = defaultdict(set)
-        for clip_id, run_id in zip(table.column("clip_id").to_pylist(), table.column("run_id").to_pylist()):
-            runs[clip_id].add(run_id)
+        for row in table.filter(pc.is_in(table.column("clip_id"), value_set=twice)).to_pylist():
+            runs[row["clip_id"]].add(row["run_id"])
         losers: dict[str, list[str]] = defaultdict(list)  # run -> clip ids of which it holds a surplus copy
         for clip_id, by in runs.items():
             for run_id in sorted(by)[1:]:
@@ -174,21 +206,49 @@ class LanceStore:
         Returns:
             The number of videos whose partial rows were removed.
         """
-        done = set(self.column("videos", "video_id"))
+        videos = self.open("videos")
+        if videos is None:
+            return 0
+        done = videos.to_table(columns=["video_id"]).column("video_id")
+        live = pa.array(sorted(keep_runs), pa.string())
         orphans: set[str] = set()
         for name in ("candidates", "clips"):
             ds = self.open(name)
             if ds is not None:
                 t = ds.to_table(columns=["video_id", "run_id"])
-                orphans |= {v for v, r in zip(t.column("video_id").to_pylist(), t.column("run_id").to_pylist())
-                            if v not in done and r not in keep_runs}
-        if orphans:
+                cut = pc.invert(pc.or_(pc.is_in(t.column("video_id"), value_set=done),
+                                       pc.is_in(t.column("run_id"), value_set=live)))
+                orphans |= set(pc.unique(t.column("video_id").filter(cut)).to_pylist())
+        if orphans:  # only the videos that were in flight when a run died: a short list
             live = f" AND run_id NOT IN ({', '.join(repr(r) for r in sorted(keep_runs))})" if keep_runs else ""
             for name in ("candidates", "clips"):
                 ds = self.open(name)
                 if ds is not None:
                     ds.delete(sql_in("video_id", sorted(orphans)) + live)
         return len(orphans)
+
+    def optimize(self) -> dict[str, int]:
+        """Compacts each table's small fragments and brings its id indexes up to date (creating them on first
+        use); returns table -> fragments removed. Only an optimisation: a concurrent writer's conflicting commit
+        makes it skip a table (the next run compacts it), never fail the run."""
+        removed = {}
+        for name in TABLES:
+            ds = self.open(name)
+            if ds is None or ds.count_rows() == 0:
+                continue
+            try:
+                metrics = ds.optimize.compact_files(target_rows_per_fragment=TARGET_ROWS[name],
+                                                    materialize_deletions=name not in KEEP_DELETION_FILES)
+                removed[name] = metrics.fragments_removed - metrics.fragments_added
+                ds = self.open(name)
+                have = {field for index in ds.describe_indices() for field in index.field_names}
+                for column in INDEXED.get(name, ()):
+                    if column not in have:
+                        ds.create_scalar_index(column, index_type="BTREE")
+                ds.optimize.optimize_indices()
+            except (OSError, ValueError, RuntimeError) as e:  # lance raises these on a commit conflict
+                log.warning("left %s unoptimised this time: %s", name, str(e).splitlines()[0][:200])
+        return removed
 
     def tag_all(self, tag: str) -> dict[str, int]:
         """Tags the latest version of every table; returns table -> version."""

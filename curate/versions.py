@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from curate.schema import TABLES
 from curate.store import LanceStore
 
@@ -93,46 +96,78 @@ class Diff:
         return "\n".join(lines)
 
 
-def _read(store: LanceStore, versions: dict[str, int], name: str, columns: list[str]) -> dict:
+def _read(store: LanceStore, versions: dict[str, int], name: str, columns: list[str]) -> pa.Table:
     ds = store.open(name, version=versions.get(name))
     if ds is None:
-        return {}
-    key = "video_id" if name == "videos" else "clip_id"
-    return {r[key]: r for r in ds.to_table(columns=columns).to_pylist()}
+        return pa.table({c: pa.array([], pa.string()) for c in columns})
+    return ds.to_table(columns=columns)
+
+
+def _not_in(table: pa.Table, column: str, values: pa.ChunkedArray) -> pa.Table:
+    return table.filter(pc.invert(pc.is_in(table.column(column), value_set=values)))
 
 
 def diff(store: LanceStore, a: str | int, b: str | int) -> Diff:
     """What changed in `clips.lance` from version `a` to `b`, and why: new or gone videos, new thresholds
-    (with the reasons that now apply), new or vanished scenes; and captions that changed."""
+    (with the reasons that now apply), new or vanished scenes; and captions that changed. Joins on the ids
+    (Arrow), so only the rows that changed become Python objects."""
     va, vb = resolve(store, a), resolve(store, b)
-    clips_a = _read(store, va, "clips", ["clip_id", "video_id", "caption", "caption_json"])
-    clips_b = _read(store, vb, "clips", ["clip_id", "video_id", "caption", "caption_json"])
-    cands_a = _read(store, va, "candidates", ["clip_id", "keep", "drop_reasons"])
-    cands_b = _read(store, vb, "candidates", ["clip_id", "keep", "drop_reasons"])
-    videos_a = _read(store, va, "videos", ["video_id"])
-    videos_b = _read(store, vb, "videos", ["video_id"])
+    clips_a = _read(store, va, "clips", ["clip_id", "video_id"])
+    clips_b = _read(store, vb, "clips", ["clip_id", "video_id"])
+    added = _not_in(clips_b, "clip_id", clips_a.column("clip_id")).sort_by("clip_id")
+    removed = _not_in(clips_a, "clip_id", clips_b.column("clip_id")).sort_by("clip_id")
     out = Diff(a=str(a), b=str(b))
-    for cid in sorted(set(clips_b) - set(clips_a)):
-        if clips_b[cid]["video_id"] not in videos_a:
-            why = "new video"
-        elif cid in cands_a:
-            why = f"new thresholds (was dropped: {', '.join(cands_a[cid]['drop_reasons']) or 'not encoded'})"
-        else:
-            why = "new scene"
-        out.added.append((cid, why))
-    for cid in sorted(set(clips_a) - set(clips_b)):
-        if clips_a[cid]["video_id"] not in videos_b:
-            why = "video removed"
-        elif cid in cands_b and not cands_b[cid]["keep"]:
-            why = f"new thresholds (now: {', '.join(cands_b[cid]['drop_reasons'])})"
-        else:
-            why = "scene removed"
-        out.removed.append((cid, why))
-    out.captions_changed = sorted(
-        cid for cid in set(clips_a) & set(clips_b)
-        if (clips_a[cid]["caption"], clips_a[cid]["caption_json"]) != (clips_b[cid]["caption"],
-                                                                       clips_b[cid]["caption_json"]))
+    if added.num_rows or removed.num_rows:
+        videos_a = _read(store, va, "videos", ["video_id"]).column("video_id")
+        videos_b = _read(store, vb, "videos", ["video_id"]).column("video_id")
+        cands_a = _decisions(store, va, added.column("clip_id"))
+        cands_b = _decisions(store, vb, removed.column("clip_id"))
+        new_video = pc.invert(pc.is_in(added.column("video_id"), value_set=videos_a)).to_pylist()
+        for cid, is_new in zip(added.column("clip_id").to_pylist(), new_video):
+            if is_new:
+                why = "new video"
+            elif cid in cands_a:
+                why = f"new thresholds (was dropped: {', '.join(cands_a[cid][1]) or 'not encoded'})"
+            else:
+                why = "new scene"
+            out.added.append((cid, why))
+        gone_video = pc.invert(pc.is_in(removed.column("video_id"), value_set=videos_b)).to_pylist()
+        for cid, gone in zip(removed.column("clip_id").to_pylist(), gone_video):
+            if gone:
+                why = "video removed"
+            elif cid in cands_b and not cands_b[cid][0]:
+                why = f"new thresholds (now: {', '.join(cands_b[cid][1])})"
+            else:
+                why = "scene removed"
+            out.removed.append((cid, why))
+    out.captions_changed = _captions_changed(store, va, vb)
     return out
+
+
+def _decisions(store: LanceStore, versions: dict[str, int], clip_ids) -> dict[str, tuple[bool, list[str]]]:
+    """clip_id -> (keep, drop_reasons) in candidates.lance at `versions`, for `clip_ids` only (a join)."""
+    cands = _read(store, versions, "candidates", ["clip_id", "keep", "drop_reasons"])
+    if not len(clip_ids) or not cands.num_rows:
+        return {}
+    rows = cands.filter(pc.is_in(cands.column("clip_id"), value_set=clip_ids)).to_pylist()
+    return {r["clip_id"]: (r["keep"], r["drop_reasons"] or []) for r in rows}
+
+
+def _captions_changed(store: LanceStore, va: dict[str, int], vb: dict[str, int]) -> list[str]:
+    """Clips in both versions whose caption or caption JSON differs."""
+    columns = ["clip_id", "caption", "caption_json"]
+    both = _read(store, va, "clips", columns).join(_read(store, vb, "clips", columns), "clip_id",
+                                                     left_suffix="_a", right_suffix="_b", join_type="inner")
+    if not both.num_rows:
+        return []
+    differs = None
+    for column in ("caption", "caption_json"):
+        x, y = both.column(f"{column}_a"), both.column(f"{column}_b")
+        # null-safe: equal when both null, different when only one is
+        neq = pc.fill_null(pc.not_equal(x, y), True)
+        neq = pc.and_(neq, pc.invert(pc.and_(pc.is_null(x), pc.is_null(y))))
+        differs = neq if differs is None else pc.or_(differs, neq)
+    return sorted(both.filter(differs).column("clip_id").to_pylist())
 
 
 def cleanup(store: LanceStore, *, older_than: timedelta) -> dict[str, int]:

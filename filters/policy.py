@@ -60,21 +60,37 @@ class KeepPolicy:
     def from_config(cls, policy_cfg) -> KeepPolicy:
         return cls(**{f.name: getattr(policy_cfg, f.name) for f in dataclasses.fields(cls)})
 
-    def reasons(self, row: dict) -> list[str]:
-        out = []
-        for column, kind, threshold_field, reason in RULES:
-            threshold, value = getattr(self, threshold_field), row.get(column)
-            if threshold is None or value is None:
-                continue
-            if (kind == "min" and value < threshold) or (kind == "max" and value > threshold):
-                out.append(reason)
-        return out
-
     def __call__(self, rows: list[dict]) -> list[dict]:
-        for row in rows:
-            if row.get("clip_id") is None:  # a failed video's row: nothing to decide
-                continue
-            reasons = self.reasons(row)
-            row["drop_reasons"] = reasons
-            row["keep"] = self.score_only or not reasons
+        """Sets `keep` and `drop_reasons` on each row (not on a failed video's row: no clip_id, nothing to
+        decide); returns the rows."""
+        import pyarrow as pa
+
+        if not rows:
+            return rows
+        table = pa.table({c: pa.array([r.get(c) for r in rows]) for c in ("clip_id", *self.inputs)})
+        keep, reasons = self.decide(table)
+        for row, k, why in zip(rows, keep.to_pylist(), reasons.to_pylist()):
+            if row.get("clip_id") is not None:
+                row["keep"], row["drop_reasons"] = k, why
         return rows
+
+    def decide(self, table):
+        """`keep` (bool) and `drop_reasons` (list<string>) arrays for a table of scene rows, computed column by
+        column (refilter and what-if run it over millions of rows). A missing column decides nothing."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n = table.num_rows
+        fails = np.zeros((n, len(RULES)), bool)
+        for j, (column, kind, threshold_field, _) in enumerate(RULES):
+            threshold = getattr(self, threshold_field)
+            if threshold is None or column not in table.column_names or pa.types.is_null(table.schema.field(column).type):
+                continue
+            compare = pc.less if kind == "min" else pc.greater
+            fails[:, j] = pc.fill_null(compare(table.column(column), threshold), False).to_numpy(zero_copy_only=False)
+        rows, rules = np.nonzero(fails)  # row-major: each row's reasons in RULES order
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(np.int32)
+        reasons = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.asarray(REASONS, object)[rules], pa.string()))
+        keep = pa.array(np.ones(n, bool) if self.score_only else ~fails.any(axis=1))
+        return keep, reasons

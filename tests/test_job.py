@@ -32,6 +32,22 @@ def test_tables_and_schemas(demo_dataset):
                 assert stored.field(field.name).type == field.type, (name, field.name)
 
 
+def test_a_run_ends_compacted_and_indexed(demo_dataset):
+    """Each table in few fragments (the workers wrote one or more per video), BTREE indexes on the ids that
+    resume, refilter and diff join on, covering every row."""
+    from curate.store import INDEXED
+
+    out, summary = demo_dataset
+    for name in ("videos", "candidates", "clips"):
+        ds = lance.dataset(str(out / f"{name}.lance"))
+        assert len(ds.get_fragments()) == 1, (name, len(ds.get_fragments()))
+        indexes = {ix.field_names[0]: ix for ix in ds.describe_indices()}
+        assert set(indexes) == set(INDEXED[name]), (name, indexes)
+        assert all(ix.num_rows_indexed == ds.count_rows() for ix in indexes.values()), name
+        assert ds.to_table(filter="video_id IS NOT NULL").num_rows == ds.count_rows()
+    assert summary.versions["clips"] == lance.dataset(str(out / "clips.lance"), version=summary.tag).version
+
+
 def test_rows_match_the_truth(demo_dataset, demo_corpus):
     out, summary = demo_dataset
     truth = {t.file: t for t in load_truth(demo_corpus)}
