@@ -56,15 +56,18 @@ def output_rate(avg_fps: float, is_vfr: bool, max_fps: float, stream_rate) -> tu
 
 
 def encode_video_clips(uri: str, requests: list[ClipRequest], *, is_vfr: bool, avg_fps: float, cfg) -> dict:
-    """Encodes several clips of one source, opening it once.
+    """Encodes several clips of one source, opening it once: clip_id -> EncodedClip, or clip_id -> one-line
+    error for a clip that could not be written (see `iter_video_clips`)."""
+    return dict(iter_video_clips(uri, requests, is_vfr=is_vfr, avg_fps=avg_fps, cfg=cfg))
+
+
+def iter_video_clips(uri: str, requests: list[ClipRequest], *, is_vfr: bool, avg_fps: float, cfg):
+    """Encodes the clips of one source in time order, opening it once, and yields (clip_id, EncodedClip or a
+    one-line error) as each is done: only one clip's bytes need be held at a time.
 
     Args:
         cfg: the `encode` section of the config.
-
-    Returns:
-        clip_id -> EncodedClip, or clip_id -> one-line error for a clip that could not be written.
     """
-    results: dict = {}
     target, _size = open_binary(uri)
     container = open_container(target, uri)
     container.streams.video[0].thread_type = "AUTO"
@@ -72,14 +75,14 @@ def encode_video_clips(uri: str, requests: list[ClipRequest], *, is_vfr: bool, a
         for req in sorted(requests, key=lambda r: r.start_pts or 0):
             try:
                 if cfg.mode == "copy":
-                    results[req.clip_id] = _copy_clip(container, req)
+                    result = _copy_clip(container, req)
                 else:
-                    results[req.clip_id] = _reencode_clip(container, req, is_vfr=is_vfr, avg_fps=avg_fps, cfg=cfg)
+                    result = _reencode_clip(container, req, is_vfr=is_vfr, avg_fps=avg_fps, cfg=cfg)
             except (VideoError, av.error.FFmpegError, ValueError) as e:
-                results[req.clip_id] = f"encode failed: {one_line(e)}"
+                result = f"encode failed: {one_line(e)}"
+            yield req.clip_id, result
     finally:
         container.close()
-    return results
 
 
 def _decoded(container, stream):

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from curate.analyze import analyze_source
 from curate.config import Config
-from curate.encode import ClipRequest, encode_video_clips
+from curate.encode import ClipRequest, iter_video_clips
 from curate.media import one_line
 from curate.schema import CANDIDATES, CAPTION_FIELDS, CLIPS, SCENE_ROW, SCORE_FIELDS
 from curate.sources import Source
@@ -281,32 +281,57 @@ class EncodeStage(Stage):
     def __init__(self, cfg: Config):
         self.cfg = cfg
 
-    def process(self, rows: list[dict]) -> list[dict]:
+    def __call__(self, batch: pa.Table):
+        """Yields the batch's rows that need no encoding, then each encoded clip's row on its own, so that a
+        worker holds one clip's bytes at a time, not every clip of a video (Ray Data streams each yielded table
+        downstream as a block of its own)."""
+        rows = batch.to_pylist()
         by_video: dict[str, list[dict]] = defaultdict(list)
+        rest = []
         for row in rows:
             if row.get("clip_id") is not None and row.get("keep"):
                 by_video[row["video_id"]].append(row)
+            else:
+                rest.append(row)
+        if rest:
+            yield pa.Table.from_pylist(rest, schema=self.output_schema)
         for video_rows in by_video.values():
-            info = video_rows[0]["video"]
-            requests = [ClipRequest(r["clip_id"], r["start_pts"], r["end_pts"], r["start_s"], r["end_s"])
-                        for r in video_rows]
-            try:
-                results = encode_video_clips(info["uri"], requests, is_vfr=bool(info.get("is_vfr")),
-                                             avg_fps=info.get("avg_fps") or 0.0, cfg=self.cfg.encode)
-            except Exception as e:  # noqa: BLE001 - the source vanished or broke since analysis
-                results = {r.clip_id: f"encode failed: {one_line(e)}" for r in requests}
+            for row in self._encoded(video_rows):
+                yield pa.Table.from_pylist([row], schema=self.output_schema)
+
+    def process(self, rows: list[dict]) -> list[dict]:
+        return [r for t in self(pa.Table.from_pylist(rows, schema=self.output_schema)) for r in t.to_pylist()]
+
+    def _encoded(self, video_rows: list[dict]):
+        info = video_rows[0]["video"]
+        by_id = {r["clip_id"]: r for r in video_rows}
+        requests = [ClipRequest(r["clip_id"], r["start_pts"], r["end_pts"], r["start_s"], r["end_s"])
+                    for r in video_rows]
+        results = iter_video_clips(info["uri"], requests, is_vfr=bool(info.get("is_vfr")),
+                                   avg_fps=info.get("avg_fps") or 0.0, cfg=self.cfg.encode)
+        done = set()
+        try:
+            for clip_id, res in results:
+                done.add(clip_id)
+                yield _with_clip(by_id[clip_id], res)
+        except Exception as e:  # noqa: BLE001 - the source vanished or broke since analysis
             for row in video_rows:
-                res = results[row["clip_id"]]
-                if isinstance(res, str):
-                    row["keep"] = False
-                    row["drop_reasons"] = [*(row.get("drop_reasons") or []), "encode_failed"]
-                    continue
-                row.update(clip=res.data, clip_width=res.width, clip_height=res.height, clip_fps=res.fps,
-                           clip_num_frames=res.num_frames, clip_duration_s=res.duration_s, clip_codec=res.codec)
-                if res.lead_frames:  # stream copy began on an earlier keyframe
-                    row["clip_start_frame"] = row["start_frame"] - res.lead_frames
-                    row["clip_start_s"] = row["start_s"] - res.lead_s
-        return rows
+                if row["clip_id"] not in done:
+                    yield _with_clip(row, f"encode failed: {one_line(e)}")
+
+
+def _with_clip(row: dict, res) -> dict:
+    """The scene row with its encoded clip, or dropped with `encode_failed` when `res` is an error line."""
+    if isinstance(res, str):
+        row["keep"] = False
+        row["drop_reasons"] = [*(row.get("drop_reasons") or []), "encode_failed"]
+        return row
+    row.update(clip=res.data, clip_width=res.width, clip_height=res.height, clip_fps=res.fps,
+               clip_num_frames=res.num_frames, clip_duration_s=res.duration_s, clip_codec=res.codec)
+    if res.lead_frames:  # stream copy began on an earlier keyframe
+        row["clip_start_frame"] = row["start_frame"] - res.lead_frames
+        row["clip_start_s"] = row["start_s"] - res.lead_s
+    return row
 
 
 class WriteStage(Stage):

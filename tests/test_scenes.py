@@ -95,3 +95,31 @@ def test_long_scene_split_in_a_real_video(testdata):
     found, rows = starts(testdata / "videos" / "bigbuckbunny.mp4", max_scene_s=2.0)
     assert found == [0, 44, 88]  # 132 frames at 25 fps = 5.28 s -> three 1.76 s parts
     assert all(r["duration_s"] <= 2.0 for r in rows)
+
+
+def test_transnetv2_in_windows_matches_the_whole_video_call(testdata):
+    """Frames fed one at a time, the network run window by window: the same predictions as the package's own
+    whole-video `predict_frames`, with never more than a window and a step of frames held."""
+    import av
+    import cv2
+    import numpy as np
+    import torch
+
+    from curate.config import ScenesConfig
+    from curate.scenes.transnet import INPUT_H, INPUT_W, STEP, WINDOW, TransNetV2Cuts
+
+    with av.open(str(testdata / "videos" / "bikes.mp4")) as c:
+        frames = [cv2.resize(f.to_ndarray(format="bgr24"), (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA)
+                  for f in c.decode(video=0)]
+    for n in (len(frames), 173, 50, 7):  # a multiple of the step, and not
+        detector, held = TransNetV2Cuts(ScenesConfig()), 0
+        for i, f in enumerate(frames[:n]):
+            detector.push(i, f)
+            held = max(held, detector.buffered())
+        cuts = detector.finish()
+        model = TransNetV2Cuts._load()
+        whole = torch.from_numpy(np.stack([np.ascontiguousarray(f[:, :, ::-1]) for f in frames[:n]]))
+        single, _ = model.predict_frames(whole, quiet=True)
+        expected = sorted(int(s) for s, _ in model.predictions_to_scenes(single.numpy(), threshold=0.5) if s > 0)
+        assert cuts == expected, n
+        assert held <= WINDOW + STEP

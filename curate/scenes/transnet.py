@@ -9,20 +9,24 @@ from curate.scenes.base import CutDetector
 
 # The network's fixed input: 48x27 RGB frames.
 INPUT_W, INPUT_H = 48, 27
+# The package's own sliding window (`TransNetV2.predict_frames`): 100 frames in, the middle 50 predicted, 25 of
+# context on each side, the first and last frames repeated as padding at the ends.
+WINDOW, STEP, CONTEXT = 100, 50, 25
 
 
 class TransNetV2Cuts(CutDetector):
-    """Collects 48x27 frames during the pass and runs the network once at the end.
-
-    Frames at that size cost 3.9 KB each, so a ten-minute 30 fps video holds about 70 MB.
-    """
+    """Runs the network window by window as frames arrive, so that memory stays at one window (about 150
+    frames of 3.9 KB) however long the video; the predictions are those of the package's whole-video call."""
 
     name = "transnetv2"
     _model = None  # loaded once per process
 
     def __init__(self, cfg: ScenesConfig):
         self._threshold = cfg.transnet_threshold
-        self._frames: list[np.ndarray] = []
+        self._buffer: list[np.ndarray] = []  # frames from index self._next - CONTEXT on
+        self._next = 0  # the first frame the next window predicts
+        self._seen = 0
+        self._probs: list[np.ndarray] = []
 
     @classmethod
     def _load(cls):
@@ -37,16 +41,36 @@ class TransNetV2Cuts(CutDetector):
         return INPUT_W, INPUT_H
 
     def push(self, index: int, frame_bgr: np.ndarray) -> None:
-        self._frames.append(np.ascontiguousarray(frame_bgr[:, :, ::-1]))
+        rgb = np.ascontiguousarray(frame_bgr[:, :, ::-1])
+        if not self._seen:
+            self._buffer = [rgb] * CONTEXT  # the start padding
+        self._buffer.append(rgb)
+        self._seen += 1
+        while self._seen >= self._next + STEP + CONTEXT:  # the next window's frames are all in
+            self._run_window()
 
-    def finish(self) -> list[int]:
-        if len(self._frames) < 2:
-            return []
+    def _run_window(self) -> None:
         import torch
 
-        model = self._load()
-        frames = torch.from_numpy(np.stack(self._frames))
-        self._frames = []
-        single, _ = model.predict_frames(frames, quiet=True)
-        scenes = model.predictions_to_scenes(single.numpy(), threshold=self._threshold)
+        window = torch.from_numpy(np.stack(self._buffer[:WINDOW]))[None]
+        with torch.no_grad():
+            single, _ = self._load().predict_raw(window)
+        self._probs.append(single[0, CONTEXT:CONTEXT + STEP, 0].numpy().copy())
+        self._next += STEP
+        self._buffer = self._buffer[STEP:]
+
+    def buffered(self) -> int:
+        """Frames held now (the memory this detector needs)."""
+        return len(self._buffer)
+
+    def finish(self) -> list[int]:
+        n = self._seen
+        if n < 2:
+            return []
+        while self._next < n:  # the last windows, padded with the last frame
+            self._buffer += [self._buffer[-1]] * max(0, WINDOW - len(self._buffer))
+            self._run_window()
+        probs = np.concatenate(self._probs)[:n]
+        self._buffer, self._probs = [], []
+        scenes = self._load().predictions_to_scenes(probs, threshold=self._threshold)
         return sorted(int(start) for start, _end in scenes if start > 0)
