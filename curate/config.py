@@ -418,6 +418,9 @@ class Config:
     # taken for dead, and the rows it left without a `videos` row are removed by the next run.
     heartbeat_interval_s: float = 30.0
     run_lease_s: float = 300.0
+    # Ray Data merges the rows a stage yields into blocks of at most this size before the next stage sees them:
+    # small, so that a worker holds a few encoded clips at a time, not Ray's default 128 MiB of them.
+    max_block_mb: float = 8.0
 
     def check(self) -> Config:
         _require(self.profile in PROFILES, "profile", f"must be one of {', '.join(PROFILES)}", self.profile)
@@ -425,6 +428,7 @@ class Config:
         _require(self.heartbeat_interval_s > 0, "heartbeat_interval_s", "must be > 0", self.heartbeat_interval_s)
         _require(self.run_lease_s > 2 * self.heartbeat_interval_s, "run_lease_s",
                  "must be more than twice heartbeat_interval_s", self.run_lease_s)
+        _require(self.max_block_mb > 0, "max_block_mb", "must be > 0", self.max_block_mb)
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):

@@ -148,6 +148,7 @@ def build_dataset(sources: list[Source], cfg: Config, store: LanceStore, *, run_
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the driver shows one bar of finished videos instead
+    ctx.target_max_block_size = int(cfg.max_block_mb * 2**20)  # bounds what a worker holds between stages
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     items = [{"uri": s.uri, "source_meta": s.meta_json} for s in sources]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4096)))
