@@ -210,14 +210,14 @@ class LanceStore:
         if videos is None:
             return 0
         done = videos.to_table(columns=["video_id"]).column("video_id")
-        live = pa.array(sorted(keep_runs), pa.string())
+        alive = pa.array(sorted(keep_runs), pa.string())
         orphans: set[str] = set()
         for name in ("candidates", "clips"):
             ds = self.open(name)
             if ds is not None:
                 t = ds.to_table(columns=["video_id", "run_id"])
                 cut = pc.invert(pc.or_(pc.is_in(t.column("video_id"), value_set=done),
-                                       pc.is_in(t.column("run_id"), value_set=live)))
+                                       pc.is_in(t.column("run_id"), value_set=alive)))
                 orphans |= set(pc.unique(t.column("video_id").filter(cut)).to_pylist())
         if orphans:  # only the videos that were in flight when a run died: a short list
             live = f" AND run_id NOT IN ({', '.join(repr(r) for r in sorted(keep_runs))})" if keep_runs else ""
