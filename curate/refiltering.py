@@ -115,7 +115,6 @@ def refilter(uri: str, *, config: Config | str | None = None, profile: str | Non
     return summary
 
 
-
 @dataclass
 class _Decided:
     changed: pa.Table  # _DECISION rows whose keep or reasons changed
@@ -154,12 +153,11 @@ def _decide(store: LanceStore, policy, summary: RefilterSummary) -> _Decided:
         summary.candidates += batch.num_rows
     changed_table = pa.concat_tables(changed) if changed else _DECISION.empty_table()
     summary.reasons_changed = changed_table.num_rows
-    kept = pa.concat_tables(per_video).group_by("video_id").aggregate([("keep", "sum")]) if per_video else None
+    kept = (pa.concat_tables(per_video).group_by("video_id").aggregate([("keep", "sum")]).to_pydict()
+            if per_video else {"video_id": [], "keep_sum": []})
     return _Decided(changed=changed_table, to_encode=to_encode,
-                    kept_per_video=dict(zip(kept.column("video_id").to_pylist(), kept.column("keep_sum").to_pylist()))
-                    if kept is not None else {},
-                    to_delete=pa.concat_arrays([a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
-                                                for a in to_delete]) if to_delete else pa.array([], pa.string()))
+                    kept_per_video=dict(zip(kept["video_id"], kept["keep_sum"])),
+                    to_delete=pa.chunked_array(to_delete, pa.string()).combine_chunks())
 
 
 def _encode(rows: list[dict], videos: dict, cfg: Config, store: LanceStore, *, run_id: str, address) -> None:

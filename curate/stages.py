@@ -299,9 +299,6 @@ class EncodeStage(Stage):
             for row in self._encoded(video_rows):
                 yield pa.Table.from_pylist([row], schema=self.output_schema)
 
-    def process(self, rows: list[dict]) -> list[dict]:
-        return [r for t in self(pa.Table.from_pylist(rows, schema=self.output_schema)) for r in t.to_pylist()]
-
     def _encoded(self, video_rows: list[dict]):
         info = video_rows[0]["video"]
         by_id = {r["clip_id"]: r for r in video_rows}
