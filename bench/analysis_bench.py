@@ -40,9 +40,9 @@ def best_of(repeat: int, fn) -> float:
 
 
 def our_cuts(path: Path) -> list[int]:
-    from curate.analyze import analyze_source
+    from curate.job.analyze import analyze_source
     from curate.config import Config
-    from curate.sources import Source
+    from curate.video.sources import Source
 
     rows = analyze_source(Source(str(path)), Config())
     if rows[0]["video"]["status"] != "ok":
@@ -65,7 +65,7 @@ def scenedetect_cli(path: Path) -> list[int]:
 
 
 def make_1080p(path: Path, frames: int = 150) -> Path:
-    from curate.democorpus import scene_frames, encode_frames
+    from curate.video.democorpus import scene_frames, encode_frames
 
     if not path.exists():
         rng = np.random.default_rng(7)
@@ -110,7 +110,7 @@ def main() -> int:
     if shutil.which("ffmpeg") is None:
         print("ffmpeg not found: `make bench` installs it (apt-get install ffmpeg)", file=sys.stderr)
         return 2
-    from curate.democorpus import make_demo_corpus
+    from curate.video.democorpus import make_demo_corpus
 
     OUT.mkdir(parents=True, exist_ok=True)
     corpus = OUT / "corpus"

@@ -140,7 +140,7 @@ def main() -> None:
     ap.add_argument("--vllm-python", default=None, help="a Python whose environment has vLLM")
     args = ap.parse_args()
 
-    from curate.compat import ensure_torchvision
+    from curate.common.compat import ensure_torchvision
 
     ensure_torchvision()
     from captioner.backends.openai_backend import OpenAIBackend

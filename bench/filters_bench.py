@@ -84,9 +84,9 @@ def best_of(repeat: int, fn) -> float:
 
 
 def cost(cfg, repeat: int) -> None:
-    from curate.analyze import analyze_source
-    from curate.sources import Source
-    from curate.stages import ScoreStage
+    from curate.job.analyze import analyze_source
+    from curate.video.sources import Source
+    from curate.job.stages import ScoreStage
 
     names = sorted(clean_videos(TESTDATA))
     warm = ScoreStage(cfg)

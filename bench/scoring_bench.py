@@ -24,16 +24,16 @@ from analysis_bench import OUT, TESTDATA, best_of, make_1080p  # noqa: E402
 
 
 def analysis(path: Path) -> list[dict]:
-    from curate.analyze import analyze_source
+    from curate.job.analyze import analyze_source
     from curate.config import Config
-    from curate.sources import Source
+    from curate.video.sources import Source
 
     return analyze_source(Source(str(path)), Config())
 
 
 def score(rows: list[dict]) -> None:
     from curate.config import Config
-    from curate.stages import ScoreStage
+    from curate.job.stages import ScoreStage
 
     ScoreStage(Config()).process([dict(r) for r in rows])
 
@@ -44,7 +44,7 @@ def clip_throughput(n_clips: int, repeat: int) -> tuple[float, float]:
     import torch
     from PIL import Image
 
-    from curate.compat import ensure_torchvision
+    from curate.common.compat import ensure_torchvision
     from filters.aesthetic import AestheticScorer, AestheticSpec, build_head
 
     ensure_torchvision()
@@ -59,7 +59,7 @@ def clip_throughput(n_clips: int, repeat: int) -> tuple[float, float]:
     clips = [keyframes[i % len(keyframes)] for i in range(n_clips)]
 
     def ours():
-        from curate.analyze import decode_jpeg
+        from curate.job.analyze import decode_jpeg
 
         scorer([[Image.fromarray(cv2.cvtColor(decode_jpeg(k), cv2.COLOR_BGR2RGB)) for k in ks] for ks in clips])
 
@@ -79,7 +79,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--clips", type=int, default=32)
     args = ap.parse_args()
-    from curate.democorpus import make_demo_corpus
+    from curate.video.democorpus import make_demo_corpus
 
     make_demo_corpus(OUT / "corpus")
     files = sorted(f for f in (OUT / "corpus").glob("*.*") if f.suffix != ".json")

@@ -1,6 +1,6 @@
 """The dataset at a million candidate rows: resume start-up, refilter and diff (issue 12).
 
-A synthetic dataset in the real schemas (curate/schema.py): N videos of 10 scenes each, scores drawn at random,
+A synthetic dataset in the real schemas (curate/store/schema.py): N videos of 10 scenes each, scores drawn at random,
 kept scenes in `clips` with a few bytes of "video"; every table written as a job writes it, in many small
 fragments. Each operation runs twice, side by side on two copies of the same dataset:
 - as written: many small fragments, no index;
@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from curate.config import Config  # noqa: E402
-from curate.schema import TABLES  # noqa: E402
-from curate.store import LanceStore  # noqa: E402
+from curate.store.schema import TABLES  # noqa: E402
+from curate.store.lance_store import LanceStore  # noqa: E402
 
 SCENES_PER_VIDEO = 10
 
@@ -106,8 +106,8 @@ def scan_ids(store: LanceStore) -> float:
 
 
 def measure(uri: str, n_videos: int, fragments: int, optimize: bool) -> dict[str, float]:
-    from curate.refiltering import refilter
-    from curate.versions import diff
+    from curate.job.refilter import refilter
+    from curate.store.versions import diff
 
     shutil.rmtree(uri, ignore_errors=True)
     store = LanceStore(uri)

@@ -1,7 +1,7 @@
 """Dense video captioning with a vision-language model: prompts, backends (vLLM, OpenAI-compatible HTTP,
 transformers), JSON parsing and caption checks, retries.
 
-Nothing here knows about Ray or Lance: `curate/stages.py` wraps `Captioner` as the job's caption stage.
+Nothing here knows about Ray or Lance: `curate/job/stages.py` wraps `Captioner` as the job's caption stage.
 
     from captioner import Captioner, make_backend, get_prompt
 """

@@ -12,7 +12,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
-    from curate.compat import prefer_pil_image_backend
+    from curate.common.compat import prefer_pil_image_backend
 
     prefer_pil_image_backend()
     from transformers.cli.transformers import main as transformers_main

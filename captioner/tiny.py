@@ -79,7 +79,7 @@ def ensure_tiny_qwen(path: str | Path | None = None, *, seed: int = 0) -> Path:
 def _build(out: Path, seed: int) -> None:
     import torch
 
-    from curate.compat import ensure_torchvision
+    from curate.common.compat import ensure_torchvision
 
     ensure_torchvision()
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration

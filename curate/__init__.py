@@ -6,7 +6,17 @@ The Python API mirrors the CLI:
     summary = curate.run(["videos/"], "out/", profile="tiny")
     curate.status("out/")
     curate.refilter("out/", config="stricter.yaml")
-    ds = curate.open("out/", version="run-...")   # tables as pandas/Arrow, previews (curate/notebook.py)
+    ds = curate.open("out/", version="run-...")   # tables as pandas/Arrow, previews (curate/explore/notebook.py)
+
+Where things are (each folder's docstring says its one job and what it may import; tests/test_layout.py
+checks the rules against the modules' own imports):
+
+    cli.py, api.py, config.py   the command line, its Python twin, the one config model
+    common/    leaf helpers every package may use (compatibility shims, typed configs, URI kinds)
+    video/     inputs, probe and decode, scene cuts, the demo corpus
+    job/       the Ray job: the analysis pass, stages, their wiring, encoding, refilter, the run itself
+    store/     Lance tables: schemas, ids, writes and commits, versions and tags
+    explore/   reading results: the notebook API, previews and plots, the HTML report
 """
 
 from __future__ import annotations
@@ -27,15 +37,15 @@ def __getattr__(name: str) -> Any:
 
         return getattr(config, name)
     if name == "open":
-        from curate.notebook import open_dataset
+        from curate.explore.notebook import open_dataset
 
         return open_dataset
     if name == "refilter":
-        from curate.refiltering import refilter
+        from curate.job.refilter import refilter
 
         return refilter
     if name == "make_demo_corpus":
-        from curate.democorpus import make_demo_corpus
+        from curate.video.democorpus import make_demo_corpus
 
         return make_demo_corpus
     raise AttributeError(f"module 'curate' has no attribute {name!r}")

@@ -61,7 +61,7 @@ def _shard(text: str | None) -> tuple[int, int] | None:
         index, count = (int(x) for x in text.split("/"))
     except ValueError:
         _fail(f"--shard {text}: expected I/N, for example 0/4")
-    return index, count  # the range is checked by curate.api.in_shard
+    return index, count  # the range is checked by curate.job.run.in_shard
 
 
 @main.command()
@@ -100,7 +100,7 @@ def refilter(uri, config_path, profile, address, dry_run):
     Clips that become kept are encoded, clips that become dropped are removed, and the result is a new tagged
     version of every table.
     """
-    from curate.refiltering import refilter as run_refilter
+    from curate.job.refilter import refilter as run_refilter
 
     try:
         summary = run_refilter(uri, config=config_path, profile=profile, address=address, dry_run=dry_run)
@@ -114,8 +114,8 @@ def refilter(uri, config_path, profile, address, dry_run):
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def versions(uri, as_json):
     """Every table's versions with their time, row count and tags (run ids are tags `run-<id>`)."""
-    from curate.store import LanceStore
-    from curate.versions import list_versions
+    from curate.store.lance_store import LanceStore
+    from curate.store.versions import list_versions
 
     info = list_versions(LanceStore(uri))
     if not info:
@@ -137,8 +137,8 @@ def versions(uri, as_json):
               help="A tag, or a clips.lance version number (other tables as of that commit). Default: latest.")
 def tag_cmd(uri, name, at):
     """Tag the dataset at URI (every table) as NAME, to read it back later by that name."""
-    from curate.store import LanceStore
-    from curate.versions import tag
+    from curate.store.lance_store import LanceStore
+    from curate.store.versions import tag
 
     try:
         tagged = tag(LanceStore(uri), name, at=at)
@@ -153,8 +153,8 @@ def tag_cmd(uri, name, at):
 @click.argument("b")
 def diff_cmd(uri, a, b):
     """Clips added and removed between versions A and B (tags or clips.lance numbers), and why."""
-    from curate.store import LanceStore
-    from curate.versions import diff
+    from curate.store.lance_store import LanceStore
+    from curate.store.versions import diff
 
     try:
         click.echo(diff(LanceStore(uri), a, b).format())
@@ -170,8 +170,8 @@ def cleanup(uri, older_than_days):
     """Remove untagged old versions (and the files only they use). Tagged versions stay readable."""
     from datetime import timedelta
 
-    from curate.store import LanceStore
-    from curate.versions import cleanup as run_cleanup
+    from curate.store.lance_store import LanceStore
+    from curate.store.versions import cleanup as run_cleanup
 
     removed = run_cleanup(LanceStore(uri), older_than=timedelta(days=older_than_days))
     click.echo("removed versions: " + ", ".join(f"{k}={v}" for k, v in removed.items()))
@@ -189,7 +189,7 @@ def cleanup(uri, older_than_days):
 def report(uri, output, version, tag, samples):
     """Write a self-contained HTML report of the dataset at URI: run summary, funnel, score histograms with the
     thresholds, drop reasons, animated sample clips per reason, captions. Opens offline; no JavaScript."""
-    from curate.report import write_report
+    from curate.explore.report import write_report
 
     if version is not None and tag is not None:
         _fail("give --version or --tag, not both")
@@ -218,7 +218,7 @@ def show_config(config_path):
 @click.argument("out_dir")
 def demo_corpus(out_dir):
     """Write the deterministic demo corpus and its truth.json into OUT_DIR."""
-    from curate.democorpus import make_demo_corpus
+    from curate.video.democorpus import make_demo_corpus
 
     for t in make_demo_corpus(out_dir):
         click.echo(f"{t.file}: {t.width}x{t.height} {t.fps} fps, {t.num_frames} frames, scenes at {t.scene_starts}")
@@ -231,7 +231,7 @@ def demo(workdir):
     from pathlib import Path
 
     from curate.api import run as run_job
-    from curate.democorpus import make_demo_corpus
+    from curate.video.democorpus import make_demo_corpus
 
     corpus, output = Path(workdir) / "corpus", Path(workdir) / "dataset"
     click.echo(f"writing demo corpus to {corpus}")

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from curate.typed_config import ConfigError, build
-from curate.typed_config import require as _require
+from curate.common.typed_config import ConfigError, build
+from curate.common.typed_config import require as _require
 
 PROFILES = ("default", "tiny")
 SECRET_KEY = re.compile(r"secret|key|token|password|credential|session|sas|signature", re.IGNORECASE)
@@ -41,7 +41,7 @@ class StageResources:
     batch_size: int | None = None
     memory_gb: float | None = None  # logical memory Ray reserves per task/actor (a model's footprint)
     # A task whose worker process dies (killed, out of memory, a lost node) runs again this many times; an
-    # actor is restarted as often. Failures inside the code are handled per video instead (curate/failures.py).
+    # actor is restarted as often. Failures inside the code are handled per video instead (curate/job/failures.py).
     max_retries: int = 3
 
     def check(self, name: str) -> None:

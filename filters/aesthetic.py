@@ -119,7 +119,7 @@ def load_clip(spec: AestheticSpec, device: str = "cpu"):
     Raises:
         WeightsError: the checkpoint path is missing, or the named weights cannot be downloaded.
     """
-    from curate.compat import ensure_torchvision, register_open_clip_config
+    from curate.common.compat import ensure_torchvision, register_open_clip_config
 
     ensure_torchvision()
     import open_clip
@@ -225,7 +225,7 @@ def preflight(spec: AestheticSpec) -> None:
         resolve_weight(pretrained, what="open_clip checkpoint",
                        how="set scoring.aesthetic.clip_pretrained to an existing file")
         return
-    from curate.compat import ensure_torchvision
+    from curate.common.compat import ensure_torchvision
 
     ensure_torchvision()
     import open_clip

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from curate.democorpus import encode_frames
+from curate.video.democorpus import encode_frames
 
 
 def _frames(n: int, w: int = 160, h: int = 96, seed: int = 0) -> list[np.ndarray]:

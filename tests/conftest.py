@@ -28,7 +28,7 @@ def bikes_truth(testdata) -> dict:
 
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory) -> Path:
-    from curate.democorpus import make_demo_corpus
+    from curate.video.democorpus import make_demo_corpus
 
     d = tmp_path_factory.mktemp("demo_corpus")
     make_demo_corpus(d)

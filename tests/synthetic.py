@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from curate.democorpus import procedural_texture
+from curate.video.democorpus import procedural_texture
 
 W, H = 320, 180
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from badfiles import make_bad_files
-from curate.analyze import analyze_source, decode_jpeg
+from curate.job.analyze import analyze_source, decode_jpeg
 from curate.config import Config
-from curate.sources import Source
+from curate.video.sources import Source
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_variable_frame_rate_uses_real_timestamps(bad):
 
 
 def test_unreadable_manifest_entries(tmp_path, bad):
-    from curate.sources import expand_inputs
+    from curate.video.sources import expand_inputs
 
     manifest = tmp_path / "m.csv"
     manifest.write_text(f"uri,license\n{bad['missing']},cc-by\n{bad['one_frame']},cc0\n")

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from curate.cli import main
 from curate.config import Config
-from curate.sources import expand_inputs
+from curate.video.sources import expand_inputs
 
 EXTS = Config().input.extensions
 

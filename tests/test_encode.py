@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from badfiles import make_bad_files
-from curate.analyze import analyze_source
+from curate.job.analyze import analyze_source
 from curate.config import Config
-from curate.encode import ClipRequest, encode_video_clips
-from curate.sources import Source
+from curate.job.encode import ClipRequest, encode_video_clips
+from curate.video.sources import Source
 
 
 def gray_frames(source, *, size=(64, 36)) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ import lance
 import pytest
 import yaml
 
-from curate.failures import is_transient, with_retries
+from curate.job.failures import is_transient, with_retries
 from s3server import MotoServer
 
 pytestmark = pytest.mark.slow

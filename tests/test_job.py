@@ -8,11 +8,11 @@ import pytest
 
 import curate
 from badfiles import make_bad_files
-from curate import ids
-from curate.analyze import decode_jpeg
-from curate.democorpus import load_truth
-from curate.schema import TABLES
-from curate.store import LanceStore
+from curate.store import ids
+from curate.job.analyze import decode_jpeg
+from curate.video.democorpus import load_truth
+from curate.store.schema import TABLES
+from curate.store.lance_store import LanceStore
 from filters.motion import LABELS
 
 
@@ -35,7 +35,7 @@ def test_tables_and_schemas(demo_dataset):
 def test_a_run_ends_compacted_and_indexed(demo_dataset):
     """Each table in few fragments (the workers wrote one or more per video), BTREE indexes on the ids that
     resume, refilter and diff join on, covering every row."""
-    from curate.store import INDEXED
+    from curate.store.lance_store import INDEXED
 
     out, summary = demo_dataset
     for name in ("videos", "candidates", "clips"):
@@ -150,7 +150,7 @@ def test_bad_inputs_through_the_job(tmp_path, ray_session):
 def test_store_removes_rows_of_unfinished_videos(tmp_path):
     import pyarrow as pa
 
-    from curate.schema import CANDIDATES
+    from curate.store.schema import CANDIDATES
 
     store = LanceStore(str(tmp_path / "ds"))
     store.ensure_tables()

@@ -35,7 +35,7 @@ def test_versions_and_preview(demo_dataset):
 def test_policy_histograms_and_what_if(demo_dataset):
     from filters.policy import KeepPolicy
 
-    from curate.visuals import thresholds_on
+    from curate.explore.visuals import thresholds_on
 
     out, summary = demo_dataset
     ds = curate.open(str(out), version=summary.tag)
@@ -93,7 +93,7 @@ def test_previews_of_overlay_drops_draw_their_boxes(demo_dataset):
     import numpy as np
     from PIL import Image
 
-    from curate.visuals import WATERMARK_COLOR
+    from curate.explore.visuals import WATERMARK_COLOR
 
     out, _ = demo_dataset
     ds = curate.open(str(out))

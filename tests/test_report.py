@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 import curate
 from curate.cli import main
-from curate.report import SECTIONS, build_report
-from curate.versions import resolve
+from curate.explore.report import SECTIONS, build_report
+from curate.store.versions import resolve
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

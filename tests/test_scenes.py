@@ -2,11 +2,11 @@
 
 import pytest
 
-from curate.analyze import analyze_source
+from curate.job.analyze import analyze_source
 from curate.config import Config
-from curate.democorpus import load_truth
-from curate.scenes import make_spans
-from curate.sources import Source
+from curate.video.democorpus import load_truth
+from curate.video.scenes import make_spans
+from curate.video.sources import Source
 
 
 def starts(path, detector="adaptive", **scenes):
@@ -106,7 +106,7 @@ def test_transnetv2_in_windows_matches_the_whole_video_call(testdata):
     import torch
 
     from curate.config import ScenesConfig
-    from curate.scenes.transnet import INPUT_H, INPUT_W, STEP, WINDOW, TransNetV2Cuts
+    from curate.video.scenes.transnet import INPUT_H, INPUT_W, STEP, WINDOW, TransNetV2Cuts
 
     with av.open(str(testdata / "videos" / "bikes.mp4")) as c:
         frames = [cv2.resize(f.to_ndarray(format="bgr24"), (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA)

@@ -11,8 +11,8 @@ import lance
 import pytest
 from click.testing import CliRunner
 
-from curate.store import LanceStore
-from curate.versions import resolve
+from curate.store.lance_store import LanceStore
+from curate.store.versions import resolve
 from train import checkpoint
 from train.__main__ import main
 
@@ -75,7 +75,7 @@ def test_python_m_train_and_config_errors():
 def test_ray_train_runs_the_same_loop(demo_dataset, ray_session, tmp_path):
     """One CPU worker through ray.train.torch.TorchTrainer, two steps."""
     from train.config import load_config
-    from train.distributed import fit_with_ray
+    from train.ray_train import fit_with_ray
 
     out, tag, _, _ = _selection(demo_dataset)
     cfg = load_config(TINY, {"data.dataset": str(out), "data.version": tag, "data.filter": FILTER,

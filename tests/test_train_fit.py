@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curate.schema import CLIPS
+from curate.store.schema import CLIPS
 from train import checkpoint
 from train.config import load_config
 from train.data import make_dataset, make_loader

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 import curate
 from curate.cli import main
-from curate.store import LanceStore
-from curate.versions import cleanup, diff, list_versions, resolve, tag
+from curate.store.lance_store import LanceStore
+from curate.store.versions import cleanup, diff, list_versions, resolve, tag
 
 
 @pytest.fixture()

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from burnin import Overlay, burn, clean_videos, getty_mask, overlay_box
-from curate.analyze import analyze_source, decode_jpeg
+from curate.job.analyze import analyze_source, decode_jpeg
 from curate.config import Config
-from curate.sources import Source
+from curate.video.sources import Source
 from filters.picks import spread
 from filters.watermark import FRAMES, OverlayDetector
 

@@ -6,8 +6,10 @@ a filter), with no export step.
     flow.py         rectified flow: loss, Euler sampler         text.py     the frozen open_clip caption encoder
     tasks.py        what a VAE / DiT training step computes     loop.py     the training loop (both stages)
     checkpoint.py   exact-resume checkpoints                    latents.py  the latents cache table
-    distributed.py  one device, torchrun, Ray Train             sample.py   text -> mp4
-    config.py       the YAML config                             __main__.py `python -m train ...`
+    distributed.py  one device or a torchrun / Ray Train rank   sample.py   text -> mp4
+    ray_train.py    fit on N Ray Train workers                  config.py   the YAML config
+    __main__.py     `python -m train ...`
 
-The trainer imports `curate` store, schema, versions and compat only; `curate` never imports it.
+May import: `curate.store` (the Lance store, schema, versions) and `curate.common` (the leaf shared helpers);
+`curate` never imports it.
 """

@@ -77,7 +77,7 @@ def _config(config_path, dataset, version, tag, filter_, sets, **fields):
 
 def _train(kind: str, cfg, ray_workers: int, gpu: bool, address: str | None) -> None:
     if ray_workers:
-        from train.distributed import fit_with_ray
+        from train.ray_train import fit_with_ray
 
         result = fit_with_ray(cfg, kind, num_workers=ray_workers, use_gpu=gpu, address=address)
         if result.error is not None:

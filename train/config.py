@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from curate.typed_config import ConfigError
-from curate.typed_config import build as from_dict
+from curate.common.typed_config import ConfigError
+from curate.common.typed_config import build as from_dict
 from train.data import DataConfig, bucket_sizes
 from train.dit import DiTConfig, dit_config
 from train.text import TextConfig

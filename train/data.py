@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader, Dataset
 
 warnings.filterwarnings("ignore", message="lance is not fork-safe")
 
-from curate.store import LanceStore, sql_in  # noqa: E402
-from curate.versions import resolve  # noqa: E402
+from curate.store.lance_store import LanceStore, sql_in  # noqa: E402
+from curate.store.versions import resolve  # noqa: E402
 
 CAPTION_FIELDS = ("caption", "caption_short")
 

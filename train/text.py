@@ -92,7 +92,7 @@ def load_text_encoder(cfg: TextConfig, device: torch.device | str = "cpu") -> Te
     Raises:
         WeightsError: a checkpoint path that does not exist, or named weights that cannot be downloaded.
     """
-    from curate.compat import ensure_torchvision, register_open_clip_config
+    from curate.common.compat import ensure_torchvision, register_open_clip_config
 
     ensure_torchvision()
     import open_clip

@@ -24,7 +24,7 @@ class TransformersBackend(CaptionBackend):
     def setup(self) -> None:
         import torch
 
-        from curate.compat import ensure_torchvision
+        from curate.common.compat import ensure_torchvision
 
         ensure_torchvision()
         from transformers import AutoModelForImageTextToText, AutoProcessor

@@ -28,7 +28,7 @@ class VLLMBackend(CaptionBackend):
         self.max_pixels = max_pixels
 
     def setup(self) -> None:
-        from curate.compat import ensure_torchvision
+        from curate.common.compat import ensure_torchvision
 
         ensure_torchvision()
         try:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.notebook import Dataset
-from curate.visuals import histograms_plot
+from curate.explore.notebook import Dataset
+from curate.explore.visuals import histograms_plot
 from filters.policy import RULES
 
 SECTIONS = {"summary": "Run summary", "funnel": "Funnel", "histograms": "Score histograms",

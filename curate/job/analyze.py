@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from curate import ids
+from curate.store import ids
 from curate.config import Config
-from curate.failures import is_transient, with_retries
-from curate.media import (DecodeStats, FrameScaler, Probe, VideoError, decode_frames, display_rotation,
+from curate.job.failures import is_transient, with_retries
+from curate.video.media import (DecodeStats, FrameScaler, Probe, VideoError, decode_frames, display_rotation,
                           fit_within, one_line, open_container, probe, rotated_size)
-from curate.scenes import make_detector, make_spans
-from curate.sources import Source, open_binary, read_ends
+from curate.video.scenes import make_detector, make_spans
+from curate.video.sources import Source, open_binary, read_ends
 
 
 @dataclass
@@ -37,7 +37,7 @@ class PassResult:
 def analyze_source(source: Source, cfg: Config) -> list[dict]:
     """Probes, decodes once and splits one video into scene rows (see module docstring). A failure that may pass
     (network, object store, I/O) is tried again `input.retries` times, then recorded as `retryable`; any other
-    is final (`failed`). See curate/failures.py."""
+    is final (`failed`). See curate/job/failures.py."""
     info = _empty_info(source)
     try:
         return with_retries(lambda: _analyze(source, cfg, info), retries=cfg.input.retries,

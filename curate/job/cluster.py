@@ -18,7 +18,8 @@ import os
 import secrets
 from pathlib import Path
 
-from curate.sources import Source, is_remote
+from curate.common.uris import is_remote
+from curate.video.sources import Source
 
 log = logging.getLogger(__name__)
 

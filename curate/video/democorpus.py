@@ -6,7 +6,7 @@ shorter than the default minimum length, and several resolutions, frame rates, c
 `truth.json` beside the videos lists, per file, its frame count, rate, size, scene starts and the features it
 carries. Same code, same bytes: nothing depends on the clock or on global random state.
 
-    python -m curate.democorpus OUT_DIR      (or: curate demo-corpus OUT_DIR)
+    python -m curate.video.democorpus OUT_DIR      (or: curate demo-corpus OUT_DIR)
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def load_truth(corpus_dir: str | Path) -> list[DemoVideo]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m curate.democorpus OUT_DIR", file=sys.stderr)
+        print("usage: python -m curate.video.democorpus OUT_DIR", file=sys.stderr)
         return 2
     for t in make_demo_corpus(args[0]):
         print(f"{t.file}: {t.width}x{t.height} {t.fps} fps, {t.num_frames} frames, scenes at {t.scene_starts}")

@@ -14,9 +14,9 @@ from fractions import Fraction
 
 import av
 
-from curate.media import (DecodeStats, FrameScaler, VideoError, decode_frames, display_rotation, one_line,
+from curate.video.media import (DecodeStats, FrameScaler, VideoError, decode_frames, display_rotation, one_line,
                           open_container, rotated_size)
-from curate.sources import open_binary
+from curate.video.sources import open_binary
 
 
 @dataclass

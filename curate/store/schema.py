@@ -12,7 +12,7 @@ import pyarrow as pa
 # Lance stores a column with this field metadata out of line, read back lazily with `take_blobs`.
 BLOB_META = {"lance-encoding:blob": "true"}
 # A table's key: Lance's merge_insert then detects two writers inserting the same key at once and retries the
-# later one, so that concurrent runs never leave a key twice (curate/store.py).
+# later one, so that concurrent runs never leave a key twice (curate/store/lance_store.py).
 PRIMARY_KEY = {"lance-schema:unenforced-primary-key": "true"}
 
 

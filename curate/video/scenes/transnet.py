@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from curate.config import ScenesConfig
-from curate.scenes.base import CutDetector
+from curate.video.scenes.base import CutDetector
 
 # The network's fixed input: 48x27 RGB frames.
 INPUT_W, INPUT_H = 48, 27

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from curate.schema import TABLES
-from curate.store import LanceStore, sql_in
-from curate.versions import resolve
-from curate.visuals import (POLICY_SCORES, Captions, Plot, Preview, Tile, clip_animation, histograms_plot,
+from curate.store.schema import TABLES
+from curate.store.lance_store import LanceStore, sql_in
+from curate.store.versions import resolve
+from curate.explore.visuals import (POLICY_SCORES, Captions, Plot, Preview, Tile, clip_animation, histograms_plot,
                             keyframe_still, keyframes_animation, why_boxes)
 from filters.policy import KeepPolicy
 

@@ -7,7 +7,7 @@ from scenedetect.common import FrameTimecode
 from scenedetect.detectors import AdaptiveDetector, ContentDetector
 
 from curate.config import ScenesConfig
-from curate.scenes.base import CutDetector, scaled_size
+from curate.video.scenes.base import CutDetector, scaled_size
 
 
 class PySceneDetectCuts(CutDetector):

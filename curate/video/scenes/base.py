@@ -32,23 +32,6 @@ class CutDetector(ABC):
         """Ends the stream and returns the sorted indices of frames that start a new scene (never 0)."""
 
 
-def make_detector(cfg: ScenesConfig, fps: float) -> CutDetector:
-    """The detector `cfg.detector` names, configured from `cfg`.
-
-    Raises:
-        ValueError: an unknown detector name.
-    """
-    if cfg.detector in ("adaptive", "content"):
-        from curate.scenes.pyscene import PySceneDetectCuts
-
-        return PySceneDetectCuts(cfg, fps)
-    if cfg.detector == "transnetv2":
-        from curate.scenes.transnet import TransNetV2Cuts
-
-        return TransNetV2Cuts(cfg)
-    raise ValueError(f"unknown scene detector {cfg.detector!r}")
-
-
 def scaled_size(width: int, height: int, target_width: int) -> tuple[int, int]:
     """Keeps the aspect ratio; even sizes, since the YUV 4:2:0 conversions need them."""
     if width <= target_width:

@@ -118,7 +118,7 @@ def histograms_plot(frame, policy: KeepPolicy, columns: list[str], *, bins: int 
 
 
 def _fit(image, max_side: int):
-    from curate.media import fit_within
+    from curate.video.media import fit_within
 
     w, h = fit_within(image.width, image.height, max_side)
     return image if (w, h) == image.size else image.resize((w, h))
@@ -184,7 +184,7 @@ def clip_animation(mp4: bytes, *, frames: int = 8, max_side: int = 256) -> bytes
     about the clip's own pace (within 100 to 500 ms a frame)."""
     import av
 
-    from curate.media import fit_within
+    from curate.video.media import fit_within
 
     with av.open(io.BytesIO(mp4)) as container:
         stream = container.streams.video[0]

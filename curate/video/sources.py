@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
+from curate.common.uris import is_remote
+
 MANIFEST_EXTENSIONS = (".csv", ".parquet", ".pq")
 # Bytes read from each end of a file for its content fingerprint.
 FINGERPRINT_BYTES = 1 << 20
@@ -30,10 +32,6 @@ class Source:
     @property
     def meta_json(self) -> str | None:
         return json.dumps(self.meta, sort_keys=True, default=str) if self.meta else None
-
-
-def is_remote(uri: str) -> bool:
-    return "://" in uri and not uri.startswith("file://")
 
 
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.config import Config, resolve_config
-from curate.store import LanceStore, sql_in
+from curate.store.lance_store import LanceStore, sql_in
 
 # Candidate columns that refilter reads (everything but the keyframe JPEGs).
 _SKIP = {"keyframes"}
@@ -69,7 +69,7 @@ def refilter(uri: str, *, config: Config | str | None = None, profile: str | Non
     """
     from filters.policy import KeepPolicy
 
-    from curate.api import new_run_id, package_version
+    from curate.job.run import new_run_id, package_version
 
     started, started_at = time.monotonic(), datetime.now(timezone.utc)
     cfg = resolve_config(config, profile)
@@ -168,10 +168,10 @@ def _encode(rows: list[dict], videos: dict, cfg: Config, store: LanceStore, *, r
     """
     import ray.data
 
-    from curate.cluster import init_ray
-    from curate.pipeline import _map, add_caption_stages
-    from curate.schema import SCENE_ROW
-    from curate.stages import EncodeStage, WriteStage
+    from curate.job.cluster import init_ray
+    from curate.job.pipeline import _map, add_caption_stages
+    from curate.store.schema import SCENE_ROW
+    from curate.job.stages import EncodeStage, WriteStage
 
     init_ray(address)
     keyframes = {}

@@ -12,13 +12,13 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
-from curate.analyze import analyze_source
+from curate.job.analyze import analyze_source
 from curate.config import Config
-from curate.encode import ClipRequest, iter_video_clips
-from curate.media import one_line
-from curate.schema import CANDIDATES, CAPTION_FIELDS, CLIPS, SCENE_ROW, SCORE_FIELDS
-from curate.sources import Source
-from curate.store import LanceStore
+from curate.job.encode import ClipRequest, iter_video_clips
+from curate.video.media import one_line
+from curate.store.schema import CANDIDATES, CAPTION_FIELDS, CLIPS, SCENE_ROW, SCORE_FIELDS
+from curate.video.sources import Source
+from curate.store.lance_store import LanceStore
 
 SOURCE_ROW = pa.schema([pa.field("uri", pa.string()), pa.field("source_meta", pa.string())])
 
@@ -81,7 +81,7 @@ class LazyFrames:
         return len(self.jpegs)
 
     def __getitem__(self, i: int):
-        from curate.analyze import decode_jpeg
+        from curate.job.analyze import decode_jpeg
 
         if i not in self._decoded:
             self._decoded[i] = decode_jpeg(self.jpegs[i])
@@ -180,7 +180,7 @@ class AestheticStage(Stage):
         import cv2
         from PIL import Image
 
-        from curate.analyze import decode_jpeg
+        from curate.job.analyze import decode_jpeg
 
         scored = [r for r in rows if r.get("clip_id") is not None]
         clips = [[Image.fromarray(cv2.cvtColor(decode_jpeg(k), cv2.COLOR_BGR2RGB)) for k in r.get("keyframes") or []]

@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable
 
 from curate.config import Config, StageResources
-from curate.sources import Source
-from curate.stages import (COUNTERS, AestheticStage, AnalyzeStage, CaptionPrepStage, CaptionStage, EncodeStage,
+from curate.video.sources import Source
+from curate.job.stages import (COUNTERS, AestheticStage, AnalyzeStage, CaptionPrepStage, CaptionStage, EncodeStage,
                            PolicyStage, ScoreStage, WriteStage, new_progress, video_record)
-from curate.store import LanceStore
+from curate.store.lance_store import LanceStore
 
 log = logging.getLogger(__name__)
 
