@@ -40,8 +40,8 @@ def best_of(repeat: int, fn) -> float:
 
 
 def our_cuts(path: Path) -> list[int]:
-    from curate.job.analyze import analyze_source
     from curate.config import Config
+    from curate.job.analyze import analyze_source
     from curate.video.sources import Source
 
     rows = analyze_source(Source(str(path)), Config())
@@ -65,7 +65,7 @@ def scenedetect_cli(path: Path) -> list[int]:
 
 
 def make_1080p(path: Path, frames: int = 150) -> Path:
-    from curate.video.democorpus import scene_frames, encode_frames
+    from curate.video.democorpus import encode_frames, scene_frames
 
     if not path.exists():
         rng = np.random.default_rng(7)
@@ -127,9 +127,9 @@ def main() -> int:
     for f in files:
         cuts = our_cuts(f)
         theirs = scenedetect_cli(f)
-        t_ours = best_of(args.repeat, lambda: our_cuts(f))
-        t_ff = best_of(args.repeat, lambda: ffmpeg_decode(f))
-        t_sd = best_of(args.repeat, lambda: scenedetect_cli(f))
+        t_ours = best_of(args.repeat, lambda f=f: our_cuts(f))
+        t_ff = best_of(args.repeat, lambda f=f: ffmpeg_decode(f))
+        t_sd = best_of(args.repeat, lambda f=f: scenedetect_cli(f))
         for key, value in (("ours", t_ours), ("ffmpeg", t_ff), ("scdet", t_sd)):
             tot[key] += value
             per_file[key].append(value)
@@ -146,7 +146,8 @@ def main() -> int:
     n = len(files)
     print(f"per-call overhead (each tool's time on the 10-frame file): scenedetect CLI {sd_start:.3f} s, "
           f"ffmpeg {ff_start:.3f} s; with it taken off every file: ours/ffmpeg "
-          f"{tot['ours'] / (tot['ffmpeg'] - n * ff_start):.2f}, scdet/ours {(tot['scdet'] - n * sd_start) / tot['ours']:.2f}")
+          f"{tot['ours'] / (tot['ffmpeg'] - n * ff_start):.2f}, "
+          f"scdet/ours {(tot['scdet'] - n * sd_start) / tot['ours']:.2f}")
     ours_mib, ff_mib = worker_peak_mib(files[-1])
     print(f"peak RSS analysing {files[-1].name} (1920x1080, 150 frames): ours {ours_mib:.0f} MiB "
           f"(whole worker: Python, PyAV, OpenCV, numpy), ffmpeg {ff_mib:.0f} MiB")

@@ -27,8 +27,7 @@ TESTDATA = REPO.parent / "shared" / "testdata"
 OUT = REPO / "bench" / "out"
 sys.path.insert(0, str(REPO / "tests"))
 
-from burnin import (KINDS, OVERLAY_REASONS, clean_videos, curate_file, group_of, overlay_drops,  # noqa: E402
-                    positives)
+from burnin import KINDS, OVERLAY_REASONS, clean_videos, curate_file, group_of, overlay_drops, positives  # noqa: E402
 
 
 def accuracy(cfg, seed: int) -> None:
@@ -85,8 +84,8 @@ def best_of(repeat: int, fn) -> float:
 
 def cost(cfg, repeat: int) -> None:
     from curate.job.analyze import analyze_source
-    from curate.video.sources import Source
     from curate.job.stages import ScoreStage
+    from curate.video.sources import Source
 
     names = sorted(clean_videos(TESTDATA))
     warm = ScoreStage(cfg)
@@ -96,7 +95,7 @@ def cost(cfg, repeat: int) -> None:
     for name in names:
         src = Source(str(TESTDATA / "real" / name))
         rows = [r for r in analyze_source(src, cfg) if r["clip_id"] is not None]
-        t_a = best_of(repeat, lambda: analyze_source(src, cfg))
+        t_a = best_of(repeat, lambda src=src: analyze_source(src, cfg))
         per: dict[str, float] = {}
         for _ in range(repeat):  # each scorer's best time over the repeats
             stage = ScoreStage(cfg)

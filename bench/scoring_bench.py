@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +23,8 @@ from analysis_bench import OUT, TESTDATA, best_of, make_1080p  # noqa: E402
 
 
 def analysis(path: Path) -> list[dict]:
-    from curate.job.analyze import analyze_source
     from curate.config import Config
+    from curate.job.analyze import analyze_source
     from curate.video.sources import Source
 
     return analyze_source(Source(str(path)), Config())
@@ -90,8 +89,8 @@ def main() -> int:
     tot_a = tot_s = 0.0
     for f in files:
         rows = analysis(f)
-        t_a = best_of(args.repeat, lambda: analysis(f))
-        t_s = best_of(args.repeat, lambda: score(rows))
+        t_a = best_of(args.repeat, lambda f=f: analysis(f))
+        t_s = best_of(args.repeat, lambda rows=rows: score(rows))
         tot_a, tot_s = tot_a + t_a, tot_s + t_s
         print(f"{f.name:28} {t_a:11.3f} {t_s:10.3f} {100 * t_s / t_a:6.1f}%")
     print(f"{'TOTAL':28} {tot_a:11.3f} {tot_s:10.3f} {100 * tot_s / tot_a:6.1f}%  (quality + motion + overlays)")

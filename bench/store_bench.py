@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from curate.config import Config  # noqa: E402
-from curate.store.schema import TABLES  # noqa: E402
 from curate.store.lance_store import LanceStore  # noqa: E402
+from curate.store.schema import TABLES  # noqa: E402
 
 SCENES_PER_VIDEO = 10
 
@@ -49,6 +49,7 @@ def _table(name: str, columns: dict[str, pa.Array], n: int) -> pa.Table:
 def synthetic(store: LanceStore, n_videos: int, fragments: int, seed: int = 0) -> dict[str, int]:
     """Writes the four tables; returns their row counts."""
     import lance
+
     from filters.policy import KeepPolicy
 
     rng = np.random.default_rng(seed)

@@ -28,8 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from train.config import load_config  # noqa: E402
-from train.data import (DataConfig, LanceClipDataset, cover_size, crop_to_bucket, decode_frames,  # noqa: E402
-                        nearest_bucket)
+from train.data import DataConfig, LanceClipDataset, cover_size, crop_to_bucket, decode_frames, nearest_bucket  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 H100_BF16_TFLOPS = 989.0  # dense; H200 has the same compute

@@ -7,7 +7,7 @@ Nothing here knows about Ray or Lance: `curate/job/stages.py` wraps `Captioner` 
 """
 
 from captioner.backends import CaptionRequest, CaptionSetupError, GenerationParams, make_backend, resolve_model
-from captioner.captioner import CaptionOutcome, Captioner
+from captioner.captioner import Captioner, CaptionOutcome
 from captioner.prompts import get_prompt
 
 __all__ = ["CaptionOutcome", "CaptionRequest", "CaptionSetupError", "Captioner", "GenerationParams", "get_prompt",

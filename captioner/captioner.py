@@ -25,7 +25,6 @@ class CaptionOutcome:
     error: str | None = None
     attempts: int = 0
     output_tokens: int = 0
-    repaired: bool = False
 
     def columns(self, *, model: str, prompt_id: str) -> dict:
         """The caption columns of a clips.lance row."""
@@ -40,9 +39,7 @@ class CaptionOutcome:
 
 @dataclass
 class BatchStats:
-    generate_s: float = 0.0
-    output_tokens: int = 0
-    calls: int = 0
+    generate_s: float = 0.0  # in backend calls; the caption stage shares it over its clips (caption_gen_s)
 
 
 class Captioner:
@@ -82,7 +79,7 @@ class Captioner:
                 check = check_caption(gen.text, self.prompt.fields, finish_reason=gen.finish_reason,
                                       min_words=self.min_words)
                 if check.ok:
-                    out.status, out.fields, out.error, out.repaired = OK, check.fields, None, check.repaired
+                    out.status, out.fields, out.error = OK, check.fields, None
                 else:
                     out.error = check.reason
                     still.append(i)
@@ -101,6 +98,4 @@ class Captioner:
             else:
                 return [g for r in requests for g in self._generate([r], params)]
         self.stats.generate_s += time.perf_counter() - start
-        self.stats.output_tokens += sum(g.output_tokens for g in gens)
-        self.stats.calls += 1
         return gens

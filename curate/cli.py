@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from curate.common.extras import MissingExtra
 from curate.config import PROFILES, ConfigError
 
 
@@ -48,7 +49,7 @@ def run(inputs, output, config_path, profile, address, shard, retry_failed, shar
     try:
         summary = run_job(list(inputs), output, config=config_path, profile=profile, address=address,
                           progress=not quiet, shard=_shard(shard), retry_failed=retry_failed, shared_fs=shared_fs)
-    except (ConfigError, ValueError, FileNotFoundError) as e:  # WeightsError is a FileNotFoundError
+    except (ConfigError, ValueError, FileNotFoundError, MissingExtra) as e:  # WeightsError: a FileNotFoundError
         _fail(str(e))
     click.echo(json.dumps(summary.to_dict(), indent=2, default=str) if as_json else summary.format())
     click.echo(f"result: {output}  (curate status {output})", err=as_json)

@@ -1,32 +1,51 @@
-"""The job's configuration: typed dataclasses, embedded defaults, YAML overrides, field-named errors.
+"""The job's configuration: pydantic models, embedded defaults, YAML overrides, field-named errors.
 
-The dataclass defaults below *are* the embedded defaults: `configs/default.yaml` documents them and a test keeps
-the two in step. A YAML file only needs the fields it changes. Every error names the dotted field that is wrong.
+The field defaults below *are* the embedded defaults: `configs/default.yaml` documents them and a test keeps the
+two in step. A YAML file only needs the fields it changes. Every section rejects unknown fields and checks its
+values when built and when assigned; every error names the dotted field that is wrong. A profile is applied in
+one place, `apply_profile`, whatever the caller passes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from curate.common.typed_config import ConfigError, build
-from curate.common.typed_config import require as _require
+from curate.common.typed_config import ConfigError, build, config_error, none_is_empty, str_values
 
-PROFILES = ("default", "tiny")
+Profile = Literal["default", "tiny"]
+PROFILES = get_args(Profile)
+Device = Literal["auto", "cpu", "cuda"]
 SECRET_KEY = re.compile(r"secret|key|token|password|credential|session|sas|signature", re.IGNORECASE)
 
 
+class Section(BaseModel):
+    """A config section: strict scalars (a string is no number, `true` no integer; an integer is a number), no
+    unknown fields, values checked on assignment too. A bad assignment raises ConfigError naming the field; a bad
+    constructor call pydantic's ValidationError (a ValueError too): `build(cls, data)` turns it into ConfigError."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any, info: ValidationInfo) -> Any:
+        annotation = cls.model_fields[info.field_name].annotation
+        return none_is_empty(value) if isinstance(annotation, type) and issubclass(annotation, Section) else value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as e:
+            raise config_error(e, type(self)) from None
 
 
-@dataclass
-class StageResources:
+class StageResources(Section):
     """Ray resources of one stage: the same knobs for every stage.
 
     `concurrency` is the number of parallel tasks (or actors, for stages that hold a model); `None` lets Ray
@@ -35,28 +54,17 @@ class StageResources:
     finished work back from the commit.
     """
 
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    concurrency: int | None = None
-    batch_size: int | None = None
-    memory_gb: float | None = None  # logical memory Ray reserves per task/actor (a model's footprint)
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    concurrency: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    memory_gb: float | None = Field(None, gt=0)  # logical memory Ray reserves per task/actor (a model's footprint)
     # A task whose worker process dies (killed, out of memory, a lost node) runs again this many times; an
     # actor is restarted as often. Failures inside the code are handled per video instead (curate/job/failures.py).
-    max_retries: int = 3
-
-    def check(self, name: str) -> None:
-        _require(self.num_cpus >= 0, f"{name}.num_cpus", "must be >= 0", self.num_cpus)
-        _require(self.num_gpus >= 0, f"{name}.num_gpus", "must be >= 0", self.num_gpus)
-        _require(self.concurrency is None or self.concurrency >= 1, f"{name}.concurrency", "must be >= 1",
-                 self.concurrency)
-        _require(self.memory_gb is None or self.memory_gb > 0, f"{name}.memory_gb", "must be > 0",
-                 self.memory_gb)
-        _require(self.batch_size is None or self.batch_size >= 1, f"{name}.batch_size", "must be >= 1", self.batch_size)
-        _require(0 <= self.max_retries <= 100, f"{name}.max_retries", "must be in [0, 100]", self.max_retries)
+    max_retries: int = Field(3, ge=0, le=100)
 
 
-@dataclass
-class ResourcesConfig:
+class ResourcesConfig(Section):
     """Per-stage resources. `analyze` decodes each source once; `encode` is the only second read.
 
     Stages with identical resources are fused by Ray Data into one task per block (one video), so with the
@@ -65,50 +73,44 @@ class ResourcesConfig:
     operator with its own pool.
     """
 
-    analyze: StageResources = field(default_factory=StageResources)
-    score: StageResources = field(default_factory=StageResources)
+    analyze: StageResources = Field(default_factory=StageResources)
+    score: StageResources = Field(default_factory=StageResources)
     # A model stage: an actor pool (model loaded once per actor) that batches rows for the encoder. Its memory
     # reservation also keeps Ray from fusing the CPU stages into it (which would run them in its pool alone).
-    aesthetic: StageResources = field(default_factory=lambda: StageResources(concurrency=1, batch_size=16,
+    aesthetic: StageResources = Field(default_factory=lambda: StageResources(concurrency=1, batch_size=16,
                                                                              memory_gb=2.0))
-    policy: StageResources = field(default_factory=StageResources)
+    policy: StageResources = Field(default_factory=StageResources)
     # Frame preparation for captioning (CPU tasks) runs apart from the captioner's actors, so the GPU is not
     # kept waiting on JPEG decoding and resizing. `num_gpus: 0` on `caption` means: as the backend needs
     # (vllm: tensor_parallel_size GPUs; transformers: one GPU when the cluster has any; openai: none).
-    caption_prep: StageResources = field(default_factory=StageResources)
-    caption: StageResources = field(default_factory=lambda: StageResources(concurrency=1, batch_size=32,
+    caption_prep: StageResources = Field(default_factory=StageResources)
+    caption: StageResources = Field(default_factory=lambda: StageResources(concurrency=1, batch_size=32,
                                                                            memory_gb=2.0))
-    encode: StageResources = field(default_factory=StageResources)
-    write: StageResources = field(default_factory=StageResources)
-
-    def check(self, name: str) -> None:
-        for f in dataclasses.fields(self):
-            getattr(self, f.name).check(f"{name}.{f.name}")
+    encode: StageResources = Field(default_factory=StageResources)
+    write: StageResources = Field(default_factory=StageResources)
 
 
-@dataclass
-class InputConfig:
+class InputConfig(Section):
     """How inputs are found and which files are refused before decoding."""
 
-    extensions: list[str] = field(default_factory=lambda: [
+    extensions: list[str] = Field(default_factory=lambda: [
         ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".ogv", ".flv", ".wmv", ".3gp"])
     # 8192 x 8192: larger frames are refused at probe time rather than exhausting a worker's memory.
-    max_pixels: int = 8192 * 8192
+    max_pixels: int = Field(8192 * 8192, gt=0)
     # A read that fails for a reason that may pass (network, object store, I/O) is tried again this many times,
     # waiting retry_backoff_s, then twice that, ...; still failing, the video is `retryable` for the next run.
-    retries: int = 2
-    retry_backoff_s: float = 1.0
+    retries: int = Field(2, ge=0, le=10)
+    retry_backoff_s: float = Field(1.0, ge=0)
 
-    def check(self, name: str) -> None:
-        _require(all(e.startswith(".") for e in self.extensions), f"{name}.extensions",
-                 "entries must start with '.'", self.extensions)
-        _require(self.max_pixels > 0, f"{name}.max_pixels", "must be > 0", self.max_pixels)
-        _require(0 <= self.retries <= 10, f"{name}.retries", "must be in [0, 10]", self.retries)
-        _require(self.retry_backoff_s >= 0, f"{name}.retry_backoff_s", "must be >= 0", self.retry_backoff_s)
+    @field_validator("extensions")
+    @classmethod
+    def _dotted(cls, value: list[str]) -> list[str]:
+        if not all(e.startswith(".") for e in value):
+            raise ValueError("entries must start with '.'")
+        return value
 
 
-@dataclass
-class ScenesConfig:
+class ScenesConfig(Section):
     """Scene detection and the spans made from it.
 
     Detection runs on frames downscaled to `detect_width` (PySceneDetect's own CLI works near 256 px too).
@@ -116,55 +118,40 @@ class ScenesConfig:
     end are not trimmed. Scenes longer than `max_scene_s` are split into equal parts.
     """
 
-    detector: str = "adaptive"  # adaptive | content | transnetv2
-    detect_width: int = 256
-    min_scene_frames: int = 15  # PySceneDetect's min_scene_len: no two cuts closer than this
+    detector: Literal["adaptive", "content", "transnetv2"] = "adaptive"
+    detect_width: int = Field(256, ge=32, le=1920)
+    min_scene_frames: int = Field(15, ge=1)  # PySceneDetect's min_scene_len: no two cuts closer than this
     adaptive_threshold: float = 3.0
     adaptive_min_content_val: float = 15.0
-    adaptive_window: int = 2
+    adaptive_window: int = Field(2, ge=1)
     content_threshold: float = 27.0
-    transnet_threshold: float = 0.5
-    trim_frames: int = 0
-    max_scene_s: float = 30.0
-
-    def check(self, name: str) -> None:
-        _require(self.detector in ("adaptive", "content", "transnetv2"), f"{name}.detector",
-                 "must be one of adaptive, content, transnetv2", self.detector)
-        _require(32 <= self.detect_width <= 1920, f"{name}.detect_width", "must be in [32, 1920]", self.detect_width)
-        _require(self.min_scene_frames >= 1, f"{name}.min_scene_frames", "must be >= 1", self.min_scene_frames)
-        _require(self.adaptive_window >= 1, f"{name}.adaptive_window", "must be >= 1", self.adaptive_window)
-        _require(0 < self.transnet_threshold < 1, f"{name}.transnet_threshold", "must be in (0, 1)",
-                 self.transnet_threshold)
-        _require(self.trim_frames >= 0, f"{name}.trim_frames", "must be >= 0", self.trim_frames)
-        _require(self.max_scene_s > 0, f"{name}.max_scene_s", "must be > 0", self.max_scene_s)
+    transnet_threshold: float = Field(0.5, gt=0, lt=1)
+    trim_frames: int = Field(0, ge=0)
+    max_scene_s: float = Field(30.0, gt=0)
 
 
-@dataclass
-class SamplesConfig:
+class SamplesConfig(Section):
     """Frames kept from the analysis pass for later stages (scoring, motion, overlays, captioning).
 
     Samples are taken at a fixed rate (the first frame is always one), at most `max_side` pixels on the long
     side. `keyframes_per_scene` of them are stored as small JPEGs in `candidates.lance`.
     """
 
-    fps: float = 4.0
-    max_side: int = 448
-    keyframes_per_scene: int = 3
-    keyframe_max_side: int = 320
-    jpeg_quality: int = 85
+    fps: float = Field(4.0, gt=0, le=60)
+    max_side: int = Field(448, ge=32, le=2048)
+    keyframes_per_scene: int = Field(3, ge=1, le=16)
+    keyframe_max_side: int = Field(320, ge=32)  # at most max_side
+    jpeg_quality: int = Field(85, ge=1, le=100)
 
-    def check(self, name: str) -> None:
-        _require(0 < self.fps <= 60, f"{name}.fps", "must be in (0, 60]", self.fps)
-        _require(32 <= self.max_side <= 2048, f"{name}.max_side", "must be in [32, 2048]", self.max_side)
-        _require(1 <= self.keyframes_per_scene <= 16, f"{name}.keyframes_per_scene", "must be in [1, 16]",
-                 self.keyframes_per_scene)
-        _require(32 <= self.keyframe_max_side <= self.max_side, f"{name}.keyframe_max_side",
-                 "must be in [32, samples.max_side]", self.keyframe_max_side)
-        _require(1 <= self.jpeg_quality <= 100, f"{name}.jpeg_quality", "must be in [1, 100]", self.jpeg_quality)
+    @field_validator("keyframe_max_side")
+    @classmethod
+    def _within_max_side(cls, value: int, info: ValidationInfo) -> int:
+        if "max_side" in info.data and value > info.data["max_side"]:
+            raise ValueError("must be <= samples.max_side")
+        return value
 
 
-@dataclass
-class EncodeConfig:
+class EncodeConfig(Section):
     """How kept clips are written into `clips.lance`.
 
     `reencode` (default) gives frame-accurate H.264 at most `max_short_side` pixels on the short side and
@@ -173,25 +160,17 @@ class EncodeConfig:
     back to the keyframe before the scene start.
     """
 
-    mode: str = "reencode"  # reencode | copy
+    mode: Literal["reencode", "copy"] = "reencode"
     codec: str = "libx264"
-    crf: int = 20
+    crf: int = Field(20, ge=0, le=51)
     preset: str = "veryfast"
-    max_short_side: int = 720
-    max_fps: float = 30.0
+    max_short_side: int = Field(720, ge=16)
+    max_fps: float = Field(30.0, gt=0)
     # A fixed encoder thread count keeps the bytes identical between runs (resume compares them).
-    threads: int = 2
-
-    def check(self, name: str) -> None:
-        _require(self.mode in ("reencode", "copy"), f"{name}.mode", "must be reencode or copy", self.mode)
-        _require(0 <= self.crf <= 51, f"{name}.crf", "must be in [0, 51]", self.crf)
-        _require(self.max_short_side >= 16, f"{name}.max_short_side", "must be >= 16", self.max_short_side)
-        _require(self.max_fps > 0, f"{name}.max_fps", "must be > 0", self.max_fps)
-        _require(self.threads >= 1, f"{name}.threads", "must be >= 1", self.threads)
+    threads: int = Field(2, ge=1)
 
 
-@dataclass
-class AestheticConfig:
+class AestheticConfig(Section):
     """The aesthetic scorer: an open_clip image tower and a LAION head (see filters/aesthetic.py).
 
     `clip_pretrained` is an open_clip tag (downloaded on first use) or a checkpoint path; `head_path` a path or
@@ -202,119 +181,81 @@ class AestheticConfig:
     enabled: bool = True
     clip_model: str = "ViT-L-14"
     clip_pretrained: str = "openai"
-    head: str = "improved"  # improved | linear
+    head: Literal["improved", "linear"] = "improved"
     head_path: str = ("https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/"
                       "sac+logos+ava1-l14-linearMSE.pth")
-    reduce: str = "mean"  # mean | min over the clip's keyframes
-    device: str = "auto"  # auto | cpu | cuda
-
-    def check(self, name: str) -> None:
-        _require(self.head in ("improved", "linear"), f"{name}.head", "must be improved or linear", self.head)
-        _require(self.reduce in ("mean", "min"), f"{name}.reduce", "must be mean or min", self.reduce)
-        _require(self.device in ("auto", "cpu", "cuda"), f"{name}.device", "must be auto, cpu or cuda",
-                 self.device)
+    reduce: Literal["mean", "min"] = "mean"  # over the clip's keyframes
+    device: Device = "auto"
 
 
-@dataclass
-class OcrConfig:
+class OcrConfig(Section):
     """Text in the picture: PP-OCRv4 text detection from `rapidocr-onnxruntime` (weights in the wheel; see
     filters/ocr.py). `frames` samples spread over each scene are read (the middle one first: a scene with no text
     there stops); text found in at least `persist` of them is persistent (subtitles, handles, tickers). Frames
     are scaled to `max_side` for detection. `recognize` also reads the persistent text into `ocr_text`."""
 
     enabled: bool = True
-    frames: int = 3
-    max_side: int = 448
-    persist: float = 0.5
-    box_threshold: float = 0.5
+    frames: int = Field(3, ge=2, le=16)
+    max_side: int = Field(448, ge=160, le=1920)
+    persist: float = Field(0.5, gt=0, le=1)
+    box_threshold: float = Field(0.5, gt=0, lt=1)
     recognize: bool = False
-    device: str = "auto"  # auto | cpu | cuda (ONNX Runtime's CUDA provider, from onnxruntime-gpu)
-
-    def check(self, name: str) -> None:
-        _require(2 <= self.frames <= 16, f"{name}.frames", "must be in [2, 16]", self.frames)
-        _require(160 <= self.max_side <= 1920, f"{name}.max_side", "must be in [160, 1920]", self.max_side)
-        _require(0 < self.persist <= 1, f"{name}.persist", "must be in (0, 1]", self.persist)
-        _require(0 < self.box_threshold < 1, f"{name}.box_threshold", "must be in (0, 1)", self.box_threshold)
-        _require(self.device in ("auto", "cpu", "cuda"), f"{name}.device", "must be auto, cpu or cuda", self.device)
+    device: Device = "auto"  # cuda: ONNX Runtime's CUDA provider, from onnxruntime-gpu
 
 
-@dataclass
-class SafetyConfig:
+class SafetyConfig(Section):
     """NSFW screening with NudeNet's detector (`nudenet` 3.4.2, weights in the wheel; see filters/safety.py)
     on up to `frames` keyframes per scene (the middle one first; the others when it shows a person); detections
     under `min_score` are ignored."""
 
     enabled: bool = True
-    frames: int = 3
-    min_score: float = 0.3
-    device: str = "auto"  # auto | cpu | cuda
-
-    def check(self, name: str) -> None:
-        _require(1 <= self.frames <= 16, f"{name}.frames", "must be in [1, 16]", self.frames)
-        _require(0 < self.min_score < 1, f"{name}.min_score", "must be in (0, 1)", self.min_score)
-        _require(self.device in ("auto", "cpu", "cuda"), f"{name}.device", "must be auto, cpu or cuda", self.device)
+    frames: int = Field(3, ge=1, le=16)
+    min_score: float = Field(0.3, gt=0, lt=1)
+    device: Device = "auto"
 
 
-@dataclass
-class ScoringConfig:
+class ScoringConfig(Section):
     """Which scorers run. All read the analysis pass's samples or keyframes; none opens the video again. The
     weight-free scorers (quality, motion, watermark) read at most `max_samples` samples spread over a scene."""
 
-    aesthetic: AestheticConfig = field(default_factory=AestheticConfig)
+    aesthetic: AestheticConfig = Field(default_factory=AestheticConfig)
     quality: bool = True
     motion: bool = True
     watermark: bool = True
-    ocr: OcrConfig = field(default_factory=OcrConfig)
-    safety: SafetyConfig = field(default_factory=SafetyConfig)
-    max_samples: int = 12
-
-    def check(self, name: str) -> None:
-        self.aesthetic.check(f"{name}.aesthetic")
-        self.ocr.check(f"{name}.ocr")
-        self.safety.check(f"{name}.safety")
-        _require(3 <= self.max_samples <= 256, f"{name}.max_samples", "must be in [3, 256]", self.max_samples)
+    ocr: OcrConfig = Field(default_factory=OcrConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    max_samples: int = Field(12, ge=3, le=256)
 
 
-@dataclass
-class VLLMEngineConfig:
+class VLLMEngineConfig(Section):
     """Options of vLLM's offline engine (`vllm.LLM`) for the `vllm` caption backend."""
 
-    tensor_parallel_size: int = 1
-    max_model_len: int = 16384
-    gpu_memory_utilization: float = 0.9
-    max_num_seqs: int = 64
+    tensor_parallel_size: int = Field(1, ge=1)
+    max_model_len: int = Field(16384, ge=512)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    max_num_seqs: int = Field(64, ge=1)
     dtype: str = "auto"
     enforce_eager: bool = False
 
-    def check(self, name: str) -> None:
-        _require(self.tensor_parallel_size >= 1, f"{name}.tensor_parallel_size", "must be >= 1",
-                 self.tensor_parallel_size)
-        _require(self.max_model_len >= 512, f"{name}.max_model_len", "must be >= 512", self.max_model_len)
-        _require(0 < self.gpu_memory_utilization <= 1, f"{name}.gpu_memory_utilization", "must be in (0, 1]",
-                 self.gpu_memory_utilization)
-        _require(self.max_num_seqs >= 1, f"{name}.max_num_seqs", "must be >= 1", self.max_num_seqs)
 
-
-@dataclass
-class OpenAIEndpointConfig:
+class OpenAIEndpointConfig(Section):
     """An OpenAI-compatible server for the `openai` caption backend (`vllm serve MODEL`, for example)."""
 
     base_url: str = "http://localhost:8000/v1"
     api_key_env: str = "OPENAI_API_KEY"  # the variable holding the key; servers without auth accept any
-    concurrency: int = 8  # requests in flight per caption actor
-    timeout_s: float = 120.0
-    max_retries: int = 3  # transport retries per request, with exponential backoff
+    concurrency: int = Field(8, ge=1)  # requests in flight per caption actor
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(3, ge=0)  # transport retries per request, with exponential backoff
 
-    def check(self, name: str) -> None:
-        _require(self.base_url.startswith(("http://", "https://")), f"{name}.base_url", "must be an http(s) URL",
-                 self.base_url)
-        _require(self.concurrency >= 1, f"{name}.concurrency", "must be >= 1", self.concurrency)
-        _require(self.timeout_s > 0, f"{name}.timeout_s", "must be > 0", self.timeout_s)
-        _require(self.max_retries >= 0, f"{name}.max_retries", "must be >= 0", self.max_retries)
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
 
 
-@dataclass
-class CaptionConfig:
+class CaptionConfig(Section):
     """Dense captions of kept clips from a vision-language model (see captioner/).
 
     Frames come from the analysis pass's samples (`samples.fps`): `frames` spread uniformly over the clip, or
@@ -326,117 +267,105 @@ class CaptionConfig:
     """
 
     enabled: bool = True
-    backend: str = "vllm"  # vllm | openai | transformers
+    backend: Literal["vllm", "openai", "transformers"] = "vllm"
     model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
     prompt: str = "dense-v1"
-    frames: int = 8
-    frame_rate: float | None = None
-    max_pixels: int = 448 * 448
-    max_new_tokens: int = 512
-    temperature: float = 0.0
-    top_p: float = 1.0
-    retry_temperature: float = 0.7
-    max_retries: int = 2
-    min_words: int = 8
-    device: str = "auto"  # transformers backend: auto | cpu | cuda
-    vllm: VLLMEngineConfig = field(default_factory=VLLMEngineConfig)
-    openai: OpenAIEndpointConfig = field(default_factory=OpenAIEndpointConfig)
-
-    def check(self, name: str) -> None:
-        _require(self.backend in ("vllm", "openai", "transformers"), f"{name}.backend",
-                 "must be vllm, openai or transformers", self.backend)
-        _require(1 <= self.frames <= 64, f"{name}.frames", "must be in [1, 64]", self.frames)
-        _require(self.frame_rate is None or self.frame_rate > 0, f"{name}.frame_rate", "must be > 0 or null",
-                 self.frame_rate)
-        _require(self.max_pixels >= 28 * 28, f"{name}.max_pixels", "must be >= 784", self.max_pixels)
-        _require(self.max_new_tokens >= 16, f"{name}.max_new_tokens", "must be >= 16", self.max_new_tokens)
-        _require(self.temperature >= 0, f"{name}.temperature", "must be >= 0", self.temperature)
-        _require(self.retry_temperature >= 0, f"{name}.retry_temperature", "must be >= 0", self.retry_temperature)
-        _require(0 < self.top_p <= 1, f"{name}.top_p", "must be in (0, 1]", self.top_p)
-        _require(0 <= self.max_retries <= 10, f"{name}.max_retries", "must be in [0, 10]", self.max_retries)
-        _require(self.min_words >= 0, f"{name}.min_words", "must be >= 0", self.min_words)
-        _require(self.device in ("auto", "cpu", "cuda"), f"{name}.device", "must be auto, cpu or cuda", self.device)
-        self.vllm.check(f"{name}.vllm")
-        self.openai.check(f"{name}.openai")
+    frames: int = Field(8, ge=1, le=64)
+    frame_rate: float | None = Field(None, gt=0)
+    max_pixels: int = Field(448 * 448, ge=28 * 28)
+    max_new_tokens: int = Field(512, ge=16)
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    retry_temperature: float = Field(0.7, ge=0)
+    max_retries: int = Field(2, ge=0, le=10)
+    min_words: int = Field(8, ge=0)
+    device: Device = "auto"  # transformers backend
+    vllm: VLLMEngineConfig = Field(default_factory=VLLMEngineConfig)
+    openai: OpenAIEndpointConfig = Field(default_factory=OpenAIEndpointConfig)
 
 
-@dataclass
-class PolicyConfig:
+Share = Annotated[float | None, Field(ge=0, le=1)]  # a fraction or probability threshold; None is off
+
+
+class PolicyConfig(Section):
     """Keep/drop thresholds over stored scores; `null` switches a threshold off.
 
-    Every reason that applies is recorded, so `curate refilter` can move thresholds later without decoding or
-    scoring again. Under the `tiny` profile `min_aesthetic` defaults to off (random weights give meaningless
-    aesthetic scores) unless a config sets it.
+    These are the product's policy defaults (filters.policy.KeepPolicy has none of its own). Every reason that
+    applies is recorded, so `curate refilter` can move thresholds later without decoding or scoring again. Under
+    the `tiny` profile `min_aesthetic` defaults to off (random weights give meaningless aesthetic scores) unless
+    a config sets it.
     """
 
-    min_clip_s: float = 1.0
-    max_clip_s: float = 60.0
+    min_clip_s: float = Field(1.0, ge=0)
+    max_clip_s: float = 60.0  # more than min_clip_s
     min_aesthetic: float | None = 4.5
     min_motion: float | None = 0.002  # diagonals/s: below this the clip is a still
     max_motion: float | None = None
     max_jitter: float | None = None
-    max_watermark_prob: float | None = 0.5
-    max_text_area: float | None = 0.1  # share of the frame covered by text, on average over the frames read
-    max_persistent_text_area: float | None = 0.003  # text that stays put: overlays, subtitles, tickers
-    max_nsfw: float | None = 0.6  # NudeNet finds "buttocks" in round red cartoon bushes at 0.56
+    max_watermark_prob: Share = 0.5
+    max_text_area: Share = 0.1  # share of the frame covered by text, on average over the frames read
+    max_persistent_text_area: Share = 0.003  # text that stays put: overlays, subtitles, tickers
+    max_nsfw: Share = 0.6  # NudeNet finds "buttocks" in round red cartoon bushes at 0.56
     min_sharpness: float | None = None
-    max_dark_fraction: float | None = 0.9
-    max_bright_fraction: float | None = 0.9
-    max_blank_fraction: float | None = 0.5
-    max_frozen_fraction: float | None = None
+    max_dark_fraction: Share = 0.9
+    max_bright_fraction: Share = 0.9
+    max_blank_fraction: Share = 0.5
+    max_frozen_fraction: Share = None
     score_only: bool = False  # keep everything, still record every reason that would apply
 
-    def check(self, name: str) -> None:
-        _require(self.min_clip_s >= 0, f"{name}.min_clip_s", "must be >= 0", self.min_clip_s)
-        _require(self.max_clip_s > self.min_clip_s, f"{name}.max_clip_s", "must be > min_clip_s", self.max_clip_s)
-        for f in ("max_watermark_prob", "max_text_area", "max_persistent_text_area", "max_nsfw", "max_dark_fraction",
-                  "max_bright_fraction", "max_blank_fraction", "max_frozen_fraction"):
-            v = getattr(self, f)
-            _require(v is None or 0 <= v <= 1, f"{name}.{f}", "must be in [0, 1] or null", v)
+    @field_validator("max_clip_s")
+    @classmethod
+    def _above_min(cls, value: float, info: ValidationInfo) -> float:
+        if "min_clip_s" in info.data and not value > info.data["min_clip_s"]:
+            raise ValueError("must be > min_clip_s")
+        return value
 
 
-@dataclass
-class Config:
+class Config(Section):
     """Everything a run needs besides its inputs and output URI."""
 
-    profile: str = "default"
-    input: InputConfig = field(default_factory=InputConfig)
-    scenes: ScenesConfig = field(default_factory=ScenesConfig)
-    samples: SamplesConfig = field(default_factory=SamplesConfig)
-    encode: EncodeConfig = field(default_factory=EncodeConfig)
-    scoring: ScoringConfig = field(default_factory=ScoringConfig)
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-    caption: CaptionConfig = field(default_factory=CaptionConfig)
-    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    profile: Profile = "default"
+    input: InputConfig = Field(default_factory=InputConfig)
+    scenes: ScenesConfig = Field(default_factory=ScenesConfig)
+    samples: SamplesConfig = Field(default_factory=SamplesConfig)
+    encode: EncodeConfig = Field(default_factory=EncodeConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    caption: CaptionConfig = Field(default_factory=CaptionConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     # The driver commits written fragments at most this often (and always at the end): a crash loses at most
     # this much finished work, and fewer commits keep the version list short.
-    commit_interval_s: float = 5.0
+    commit_interval_s: float = Field(5.0, ge=0)
     # Passed to Lance for object-store output URIs (for example {"aws_region": "us-east-1"}). Values of keys that
     # look like secrets are never written into the dataset (see `to_yaml(redact=True)`).
-    storage_options: dict[str, str] = field(default_factory=dict)
+    storage_options: Annotated[dict[str, str], BeforeValidator(str_values)] = Field(default_factory=dict)
     # A running job refreshes its `runs` row this often; a run whose heartbeat is older than `run_lease_s` is
     # taken for dead, and the rows it left without a `videos` row are removed by the next run.
-    heartbeat_interval_s: float = 30.0
-    run_lease_s: float = 300.0
+    heartbeat_interval_s: float = Field(30.0, gt=0)
+    run_lease_s: float = 300.0  # more than twice heartbeat_interval_s
     # Ray Data merges the rows a stage yields into blocks of at most this size before the next stage sees them:
     # small, so that a worker holds a few encoded clips at a time, not Ray's default 128 MiB of them.
-    max_block_mb: float = 8.0
+    max_block_mb: float = Field(8.0, gt=0)
+
+    @field_validator("run_lease_s")
+    @classmethod
+    def _outlives_heartbeats(cls, value: float, info: ValidationInfo) -> float:
+        if "heartbeat_interval_s" in info.data and not value > 2 * info.data["heartbeat_interval_s"]:
+            raise ValueError("must be more than twice heartbeat_interval_s")
+        return value
 
     def check(self) -> Config:
-        _require(self.profile in PROFILES, "profile", f"must be one of {', '.join(PROFILES)}", self.profile)
-        _require(self.commit_interval_s >= 0, "commit_interval_s", "must be >= 0", self.commit_interval_s)
-        _require(self.heartbeat_interval_s > 0, "heartbeat_interval_s", "must be > 0", self.heartbeat_interval_s)
-        _require(self.run_lease_s > 2 * self.heartbeat_interval_s, "run_lease_s",
-                 "must be more than twice heartbeat_interval_s", self.run_lease_s)
-        _require(self.max_block_mb > 0, "max_block_mb", "must be > 0", self.max_block_mb)
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if dataclasses.is_dataclass(value):
-                value.check(f.name)
+        """Checks every field again, cross-field rules too (an assignment checks the field it sets, not the
+        fields whose rules name it); returns self.
+
+        Raises:
+            ConfigError: naming the first field that is wrong.
+        """
+        build(Config, self.to_dict())
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
     def to_yaml(self, *, redact: bool = False) -> str:
         """The settings as YAML; with `redact`, storage options that look like secrets are masked (what run
@@ -453,17 +382,32 @@ class Config:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def apply_profile(cfg: Config, profile: str | None = None) -> Config:
+    """Sets `profile` on `cfg` (when given) and applies what that profile changes, in place; returns `cfg`.
+
+    Every way to a Config goes through here. The `tiny` profile runs tiny random models on CPU: their aesthetic
+    scores mean nothing (`policy.min_aesthetic` off), and captions come from the transformers backend with short
+    answers (`caption.backend`, `caption.max_new_tokens`). Each applies only where the section does not set the
+    field itself: in a file, in overrides, in a constructor or by assignment (pydantic's `model_fields_set`).
+    """
+    if profile is not None:
+        cfg.profile = profile
+    if cfg.profile == "tiny":
+        _unless_set(cfg.policy, min_aesthetic=None)
+        _unless_set(cfg.caption, backend="transformers", max_new_tokens=48)
+    return cfg
+
+
+def _unless_set(section: Section, **values: Any) -> None:
+    for name, value in values.items():
+        if name not in section.model_fields_set:
+            setattr(section, name, value)
+
+
 def config_from_dict(data: dict[str, Any] | None) -> Config:
-    """Builds and checks a Config from a (possibly partial) mapping over the embedded defaults."""
-    data = data or {}
-    cfg = build(Config, data)
-    if cfg.profile == "tiny" and "min_aesthetic" not in (data.get("policy") or {}):
-        cfg.policy.min_aesthetic = None  # random tiny weights: their aesthetic scores mean nothing
-    caption = data.get("caption") or {}
-    if cfg.profile == "tiny":  # a tiny random VLM on CPU: short answers, transformers unless chosen
-        cfg.caption.backend = caption.get("backend", "transformers")
-        cfg.caption.max_new_tokens = caption.get("max_new_tokens", 48)
-    return cfg.check()
+    """Builds and checks a Config from a (possibly partial) mapping over the embedded defaults, its profile
+    applied."""
+    return apply_profile(build(Config, data or {}))
 
 
 def load_config(path: str | Path | None = None, *, profile: str | None = None,
@@ -494,14 +438,9 @@ def load_config(path: str | Path | None = None, *, profile: str | None = None,
 def resolve_config(config: Config | str | Path | None, profile: str | None = None) -> Config:
     """A checked Config from a Config (copied, so the caller's object stays as it was) or a YAML path/None,
     with `profile` applied over it."""
-    import copy
-
     if not isinstance(config, Config):
         return load_config(config, profile=profile)
-    cfg = copy.deepcopy(config)
-    if profile is not None:
-        cfg.profile = profile
-    return cfg.check()
+    return apply_profile(config.model_copy(deep=True), profile).check()
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

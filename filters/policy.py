@@ -33,10 +33,14 @@ REASONS = [r[3] for r in RULES]
 
 @dataclass(frozen=True)
 class KeepPolicy:
-    """Decides `keep` and `drop_reasons` for scene rows. Fields mirror the config's `policy` section."""
+    """Decides `keep` and `drop_reasons` for scene rows. Fields mirror the config's `policy` section.
 
-    min_clip_s: float | None = 1.0
-    max_clip_s: float | None = 60.0
+    `KeepPolicy()` is a policy with no thresholds (it keeps everything); the product's defaults are the config's
+    policy section (`KeepPolicy.from_config(Config().policy)`), the one place they are written down.
+    """
+
+    min_clip_s: float | None = None
+    max_clip_s: float | None = None
     min_aesthetic: float | None = None
     min_motion: float | None = None
     max_motion: float | None = None
@@ -58,6 +62,7 @@ class KeepPolicy:
 
     @classmethod
     def from_config(cls, policy_cfg) -> KeepPolicy:
+        """The policy of a config's `policy` section (any object with these attributes)."""
         return cls(**{f.name: getattr(policy_cfg, f.name) for f in dataclasses.fields(cls)})
 
     def __call__(self, rows: list[dict]) -> list[dict]:
@@ -85,7 +90,8 @@ class KeepPolicy:
         fails = np.zeros((n, len(RULES)), bool)
         for j, (column, kind, threshold_field, _) in enumerate(RULES):
             threshold = getattr(self, threshold_field)
-            if threshold is None or column not in table.column_names or pa.types.is_null(table.schema.field(column).type):
+            absent = column not in table.column_names or pa.types.is_null(table.schema.field(column).type)
+            if threshold is None or absent:
                 continue
             compare = pc.less if kind == "min" else pc.greater
             fails[:, j] = pc.fill_null(compare(table.column(column), threshold), False).to_numpy(zero_copy_only=False)

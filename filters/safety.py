@@ -6,10 +6,11 @@ Per scene:
                    the keyframes read; 0.0 when none was found
     nsfw_classes   every class found at `min_score` or more (faces and covered parts included), for audits
 
-The middle keyframe is read first; the others only when it shows any part of a person (a face, a covered or
-exposed body part), so scenes without people cost one detection. Keyframes are letterboxed to 320 px on the long side (the model's training size) and a multiple of 32 on the
-short one, instead of NudeNet's square pad, so a 16:9 frame costs 40% less with the same pixels per object. Post-
-processing is NudeNet's: the best class per anchor, then non-maximum suppression at IoU 0.45.
+The middle keyframe is read first; the others only when it shows any part of a person (a face, a covered or exposed
+body part), so scenes without people cost one detection. Keyframes are letterboxed to 320 px on the long side (the
+model's training size) and a multiple of 32 on the short one, instead of NudeNet's square pad, so a 16:9 frame costs
+40% less with the same pixels per object. Post-processing is NudeNet's: the best class per anchor, then non-maximum
+suppression at IoU 0.45.
 
 What it cannot judge: context (art, medicine, breastfeeding), violence, gore and hate symbols: it is a nudity
 detector. Tiny figures (under ~20 px on the keyframe) are missed.

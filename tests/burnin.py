@@ -262,8 +262,8 @@ OVERLAY_REASONS = frozenset({"watermark", "text", "text_overlay", "nsfw"})
 def curate_file(path: Path, cfg) -> list[dict]:
     """The analysis pass, every scorer but the aesthetic one, and the policy on one file: its scene rows."""
     from curate.job.analyze import analyze_source
-    from curate.video.sources import Source
     from curate.job.stages import ScoreStage
+    from curate.video.sources import Source
     from filters.policy import KeepPolicy
 
     rows = [r for r in analyze_source(Source(str(path)), cfg) if r["clip_id"] is not None]

@@ -108,7 +108,8 @@ class TwoNodeCluster:
 
     def worker_pids(self, name: str) -> list[int]:
         """Pids of this cluster's Ray worker processes whose title contains `name` (e.g. 'MapBatches')."""
-        return [p.pid for p in self._descendants() if name in " ".join(_cmdline(p)) and "ray::" in " ".join(_cmdline(p))]
+        return [p.pid for p in self._descendants()
+                if name in " ".join(_cmdline(p)) and "ray::" in " ".join(_cmdline(p))]
 
     def _descendants(self) -> list:
         import psutil

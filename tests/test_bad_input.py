@@ -2,13 +2,11 @@
 
 import re
 
-import cv2
-import numpy as np
 import pytest
-
 from badfiles import make_bad_files
-from curate.job.analyze import analyze_source, decode_jpeg
+
 from curate.config import Config
+from curate.job.analyze import analyze_source, decode_jpeg
 from curate.video.sources import Source
 
 

@@ -1,46 +1,42 @@
 """Caption checks on crafted model outputs: good, repairable, malformed, truncated, repetitive, refusal, empty."""
 
-import json
-
 import pytest
+from captions import GOOD, dump
 
-from captioner.checks import (EMPTY, MALFORMED, REFUSAL, REPETITIVE, TOO_SHORT, TRUNCATED, check_caption,
-                              parse_json_object, repeated_fraction, strip_boilerplate)
+from captioner.checks import (
+    EMPTY,
+    MALFORMED,
+    REFUSAL,
+    REPETITIVE,
+    TOO_SHORT,
+    TRUNCATED,
+    check_caption,
+    parse_json_object,
+    repeated_fraction,
+    strip_boilerplate,
+)
 from captioner.prompts import get_prompt
 
 FIELDS = get_prompt("dense-v1").fields
-GOOD = {
-    "short_caption": "A red tram climbs a steep street at dusk.",
-    "dense_caption": "A red and cream tram climbs a steep cobbled street lined with pastel houses while "
-                     "pedestrians step aside; overhead wires cross the frame and warm street lamps come on as "
-                     "the sky fades from orange to blue.",
-    "main_subject": "red tram", "background": "hillside street with houses", "camera_motion": "static",
-    "style": "live action", "lighting": "dusk",
-}
-
-
-def _dump(obj):
-    return json.dumps(obj)
-
 
 CASES = [
     # (name, text, finish_reason, expected ok, expected reason, expect repaired)
-    ("clean json", _dump(GOOD), "stop", True, None, False),
-    ("code fence", "```json\n" + _dump(GOOD) + "\n```", "stop", True, None, True),
-    ("prose around", "Here is the caption:\n" + _dump(GOOD) + "\nHope this helps.", "stop", True, None, True),
-    ("trailing comma", _dump(GOOD)[:-1] + ",}", "stop", True, None, True),
+    ("clean json", dump(GOOD), "stop", True, None, False),
+    ("code fence", "```json\n" + dump(GOOD) + "\n```", "stop", True, None, True),
+    ("prose around", "Here is the caption:\n" + dump(GOOD) + "\nHope this helps.", "stop", True, None, True),
+    ("trailing comma", dump(GOOD)[:-1] + ",}", "stop", True, None, True),
     ("single quotes", str(GOOD), "stop", True, None, True),
-    ("missing brace", _dump(GOOD)[:-1], "stop", True, None, True),
-    ("truncated", _dump(GOOD)[:80], "length", False, TRUNCATED, False),
+    ("missing brace", dump(GOOD)[:-1], "stop", True, None, True),
+    ("truncated", dump(GOOD)[:80], "length", False, TRUNCATED, False),
     ("not json", "a tram on a street, with houses", "stop", False, MALFORMED, False),
     ("empty", "   \n", "stop", False, EMPTY, False),
     ("refusal", "I'm sorry, but I can't help with describing this video.", "stop", False, REFUSAL, False),
-    ("refusal inside", _dump({**GOOD, "dense_caption": "I cannot describe this content because it may be "
-                                                       "harmful to people watching it."}), "stop", False, REFUSAL,
+    ("refusal inside", dump({**GOOD, "dense_caption": "I cannot describe this content because it may be "
+                                                      "harmful to people watching it."}), "stop", False, REFUSAL,
      False),
-    ("repetitive", _dump({**GOOD, "dense_caption": "the tram goes up the hill " * 12}), "stop", False, REPETITIVE,
+    ("repetitive", dump({**GOOD, "dense_caption": "the tram goes up the hill " * 12}), "stop", False, REPETITIVE,
      False),
-    ("too short", _dump({**GOOD, "dense_caption": "A tram."}), "stop", False, TOO_SHORT, False),
+    ("too short", dump({**GOOD, "dense_caption": "A tram."}), "stop", False, TOO_SHORT, False),
 ]
 
 
@@ -57,13 +53,13 @@ def test_check_caption(name, text, finish, ok, reason, repaired):
 
 def test_missing_fields_are_named():
     partial = {k: v for k, v in GOOD.items() if k not in ("lighting", "style")}
-    result = check_caption(_dump(partial), FIELDS)
+    result = check_caption(dump(partial), FIELDS)
     assert not result.ok and result.reason.startswith("missing_fields") and "lighting" in result.reason
 
 
 def test_boilerplate_opening_is_stripped_not_rejected():
-    text = _dump({**GOOD, "dense_caption": "The video shows " + GOOD["dense_caption"][0].lower()
-                  + GOOD["dense_caption"][1:], "short_caption": "In this video, a red tram climbs a street."})
+    text = dump({**GOOD, "dense_caption": "The video shows " + GOOD["dense_caption"][0].lower()
+                 + GOOD["dense_caption"][1:], "short_caption": "In this video, a red tram climbs a street."})
     result = check_caption(text, FIELDS)
     assert result.ok
     assert result.fields["dense_caption"].startswith("A red and cream tram")
@@ -73,7 +69,7 @@ def test_boilerplate_opening_is_stripped_not_rejected():
 
 
 def test_lists_become_text_and_repetition_measure():
-    result = check_caption(_dump({**GOOD, "main_subject": ["tram", "people"]}), FIELDS)
+    result = check_caption(dump({**GOOD, "main_subject": ["tram", "people"]}), FIELDS)
     assert result.ok and result.fields["main_subject"] == "tram, people"
     assert repeated_fraction(GOOD["dense_caption"]) == 0.0
     assert repeated_fraction("a b c a b c a b c a b c") > 0.5

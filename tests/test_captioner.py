@@ -13,8 +13,9 @@ import time
 
 import numpy as np
 import pytest
+from captions import GOOD, dump
 
-from captioner import CaptionRequest, Captioner, GenerationParams, get_prompt
+from captioner import Captioner, CaptionRequest, GenerationParams, get_prompt
 from captioner.backends import CaptionSetupError, make_backend
 from captioner.backends.base import CaptionBackend, Generation
 from captioner.frames import clip_frames, pick_sample_indices
@@ -82,9 +83,7 @@ class ScriptedBackend(CaptionBackend):
 
 
 def test_retries_then_records_failure():
-    from tests.test_caption_checks import GOOD, _dump
-
-    good = _dump(GOOD)
+    good = dump(GOOD)
     backend = ScriptedBackend({"a": [good], "b": ["not json", good], "c": ["I'm sorry, I can't.", "{", "nope"],
                                "d": ["RAISE", good]})
     cap = Captioner(backend, PROMPT, GenerationParams(64), max_retries=2, retry_temperature=0.9)
@@ -95,7 +94,8 @@ def test_retries_then_records_failure():
     assert (out["c"].status, out["c"].attempts, out["c"].error) == ("failed", 3, "malformed_json")
     assert out["d"].status == "ok" and out["d"].attempts == 1  # the batch raised: each clip was tried alone
     cols = out["b"].columns(model="m", prompt_id=PROMPT.id)
-    assert cols["caption"] == GOOD["dense_caption"] and cols["caption_status"] == "ok" and cols["prompt_id"] == "dense-v1"
+    assert cols["caption"] == GOOD["dense_caption"] and cols["caption_status"] == "ok"
+    assert cols["prompt_id"] == "dense-v1"
     assert out["c"].columns(model="m", prompt_id="p")["caption"] is None
     # First attempt greedy on all four; retries at the retry temperature on the failures only.
     assert backend.calls[0] == (4, 0.0)
@@ -189,9 +189,9 @@ def test_missing_model_is_a_clear_error(tmp_path):
 
 def test_vllm_backend_where_vllm_runs(tiny_model):
     pytest.importorskip("vllm", reason="vLLM is not installed in this environment (GPU machines: extra `vllm`)")
+    engine = {"max_model_len": 4096, "gpu_memory_utilization": 0.2, "enforce_eager": True}
     cfg = load_config(profile="tiny", overrides={"caption": {"backend": "vllm", "model": str(tiny_model),
-                                                             "vllm": {"max_model_len": 4096, "gpu_memory_utilization": 0.2,
-                                                                      "enforce_eager": True}}}).caption
+                                                             "vllm": engine}}).caption
     backend = make_backend(cfg, "default")
     backend.setup()
     gens = backend.generate(_requests(3), PROMPT, GenerationParams(max_new_tokens=10))

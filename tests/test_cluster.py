@@ -19,7 +19,6 @@ import time
 import lance
 import pytest
 import yaml
-
 from raycluster import RAY, TwoNodeCluster, can_run
 from s3server import MotoServer, environ
 

@@ -5,10 +5,10 @@ import io
 import av
 import numpy as np
 import pytest
-
 from badfiles import make_bad_files
-from curate.job.analyze import analyze_source
+
 from curate.config import Config
+from curate.job.analyze import analyze_source
 from curate.job.encode import ClipRequest, encode_video_clips
 from curate.video.sources import Source
 

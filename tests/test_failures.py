@@ -11,9 +11,9 @@ import sys
 import lance
 import pytest
 import yaml
+from s3server import MotoServer
 
 from curate.job.failures import is_transient, with_retries
-from s3server import MotoServer
 
 pytestmark = pytest.mark.slow
 

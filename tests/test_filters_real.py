@@ -10,9 +10,8 @@ from __future__ import annotations
 import importlib.metadata
 
 import pytest
+from burnin import KINDS, Overlay, burn, clean_videos, curate_file, group_of, overlay_box, overlay_drops, positives
 
-from burnin import (KINDS, Overlay, burn, clean_videos, curate_file, group_of, overlay_box, overlay_drops,
-                    positives)
 from curate.config import Config, load_config
 from filters.ocr import OcrSettings, TextScorer, track_boxes, union_area
 from filters.onnx import ModelUnavailable, package_file

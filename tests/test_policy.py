@@ -2,7 +2,7 @@
 
 import pytest
 
-from curate.config import load_config
+from curate.config import Config, load_config
 from filters.policy import REASONS, RULES, KeepPolicy
 
 GOOD = {"clip_id": "c", "duration_s": 5.0, "aesthetic": 6.0, "motion": 0.05, "jitter": 0.1, "watermark_prob": 0.1,
@@ -34,7 +34,7 @@ STRICT = KeepPolicy(min_clip_s=1, max_clip_s=30, min_aesthetic=5, min_motion=0.0
 def test_each_threshold_gives_its_reason(change, reason):
     [row] = STRICT([{**GOOD, **change}])
     assert row["drop_reasons"] == [reason] and row["keep"] is False
-    [row] = KeepPolicy(min_clip_s=None, max_clip_s=None)([{**GOOD, **change}])  # thresholds off
+    [row] = KeepPolicy()([{**GOOD, **change}])  # no thresholds
     assert row["keep"] is True
 
 
@@ -58,3 +58,10 @@ def test_policy_from_config_and_the_tiny_profile_rule():
     assert KeepPolicy.from_config(load_config(profile="tiny").policy).min_aesthetic is None
     explicit = load_config(profile="tiny", overrides={"policy": {"min_aesthetic": 3.0}})
     assert KeepPolicy.from_config(explicit.policy).min_aesthetic == 3.0
+
+
+def test_the_defaults_are_the_configs_alone():
+    assert all(getattr(KeepPolicy(), r[2]) is None for r in RULES) and KeepPolicy().score_only is False
+    policy, section = KeepPolicy.from_config(Config().policy), Config().policy
+    assert all(getattr(policy, name) == value for name, value in section.model_dump().items())
+    assert (policy.min_clip_s, policy.max_clip_s, policy.min_aesthetic) == (1.0, 60.0, 4.5)

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from synthetic import H, W, camera, times
 
 from filters.motion import motion_scores
 from filters.quality import quality_scores
-from synthetic import H, W, camera, times
 
 
 @pytest.mark.parametrize("kind", ["pan_right", "pan_left", "tilt_up", "tilt_down", "zoom_in", "zoom_out"])

@@ -1,7 +1,6 @@
 """`curate refilter`: new thresholds over stored scores, without decoding or scoring again."""
 
 import io
-import shutil
 
 import av
 import lance
@@ -17,11 +16,9 @@ def rows(out, name, columns=None):
 
 
 @pytest.fixture()
-def dataset(demo_dataset, tmp_path):
+def dataset(demo_copy):
     """A private copy of the demo dataset (refilter writes new versions)."""
-    out = tmp_path / "ds"
-    shutil.copytree(demo_dataset[0], out)
-    return out
+    return demo_copy
 
 
 def test_looser_then_stricter_thresholds(dataset, tmp_path, ray_session):

@@ -10,7 +10,6 @@ import importlib.util
 import io
 import os
 import re
-import shutil
 from pathlib import Path
 
 import lance
@@ -28,11 +27,10 @@ HOSTILE = '<script>alert("x")</script> & <b>not bold</b>'
 
 
 @pytest.fixture(scope="module")
-def versioned(demo_dataset, tmp_path_factory):
+def versioned(demo_dataset, copy_demo, tmp_path_factory):
     """A copy of the demo dataset, refiltered with a stricter min_clip_s (drops clips, encodes none), and one
     clip given a caption full of markup: (dir, the first run's tag, its funnel)."""
-    out = tmp_path_factory.mktemp("report") / "ds"
-    shutil.copytree(demo_dataset[0], out)
+    out = copy_demo(tmp_path_factory.mktemp("report"))
     first = demo_dataset[1].tag
     kept = sorted(curate.open(str(out)).candidates(columns=["duration_s"], filter="keep = true")["duration_s"])
     strict = out.parent / "strict.yaml"

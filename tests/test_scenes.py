@@ -2,8 +2,8 @@
 
 import pytest
 
-from curate.job.analyze import analyze_source
 from curate.config import Config
+from curate.job.analyze import analyze_source
 from curate.video.democorpus import load_truth
 from curate.video.scenes import make_spans
 from curate.video.sources import Source

@@ -66,13 +66,33 @@ def test_dit_shapes_masks_and_zero_init(attention):
     x, t = torch.randn(2, 4, 3, 4, 6), torch.rand(2)
     text, pooled = torch.randn(2, 5, 16), torch.randn(2, 16)
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 0, 0, 0]], dtype=torch.bool)
-    assert torch.equal(model(x, t, text, mask, pooled), torch.zeros_like(x))  # adaLN-Zero: output starts at 0
+    assert torch.equal(model(x, t, text, mask, pooled), torch.zeros_like(x))  # the zeroed final layer alone
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.05)
     out = model(x, t, text, mask, pooled)
     padded = text.clone()
     padded[:, 3:] = 7.0  # masked-out caption tokens must not matter
     assert out.shape == x.shape and torch.allclose(out, model(x, t, padded, mask, pooled), atol=1e-6)
+
+
+@pytest.mark.parametrize("attention", ["full", "factorised"])
+def test_dit_blocks_start_as_the_identity(attention):
+    """At initialisation each block maps its tokens to themselves exactly, whatever the conditioning and the
+    caption: every residual branch (self-attention, cross-attention, MLP) adds zero."""
+    torch.manual_seed(0)
+    model = DiT(dit_config("tiny", attention=attention, text_dim=16))
+    d, grid = model.cfg.hidden_size, (3, 2, 4)
+    x, c = torch.randn(2, 3 * 2 * 4, d), torch.randn(2, d)
+    text = torch.randn(2, 5, d)  # the caption's tokens as the blocks get them, after text_proj
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    with torch.no_grad():
+        for block in model.blocks:
+            assert torch.equal(block(x, c, grid, text, mask), x)
+        # Not an identity by construction: the zero-initialised layers are what make it one.
+        block = model.blocks[0]
+        for p in (*block.adaLN[-1].parameters(), *block.cross_attn.proj.parameters()):
+            torch.nn.init.normal_(p, std=0.05)
+        assert not torch.allclose(block(x, c, grid, text, mask), x, atol=1e-3)
 
 
 def test_flops_estimate_grows_with_tokens():

@@ -1,7 +1,5 @@
 """Versioning: list, tag, diff (runs with different thresholds name the right clips), cleanup."""
 
-import shutil
-
 import lance
 import pytest
 from click.testing import CliRunner
@@ -13,10 +11,9 @@ from curate.store.versions import cleanup, diff, list_versions, resolve, tag
 
 
 @pytest.fixture()
-def two_versions(demo_dataset, tmp_path, ray_session):
+def two_versions(demo_dataset, demo_copy, tmp_path, ray_session):
     """A copy of the demo dataset, then a refilter with looser thresholds: (dir, first tag, second tag)."""
-    out = tmp_path / "ds"
-    shutil.copytree(demo_dataset[0], out)
+    out = demo_copy
     loose = tmp_path / "loose.yaml"
     loose.write_text("profile: tiny\npolicy: {min_motion: null, max_watermark_prob: null, max_text_area: null,\n"
                      "  max_persistent_text_area: null, max_dark_fraction: null,\n"

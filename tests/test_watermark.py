@@ -3,10 +3,10 @@ picture around it changes, and boxes it in the right corner."""
 
 import numpy as np
 import pytest
-
 from burnin import Overlay, burn, clean_videos, getty_mask, overlay_box
-from curate.job.analyze import analyze_source, decode_jpeg
+
 from curate.config import Config
+from curate.job.analyze import analyze_source, decode_jpeg
 from curate.video.sources import Source
 from filters.picks import spread
 from filters.watermark import FRAMES, OverlayDetector

@@ -27,8 +27,6 @@ from train.text import TextConfig
 from train.vae import VAEConfig, vae_config
 
 
-
-
 @dataclass
 class VAETrainConfig:
     size: str = "small"  # a key of train.vae.VAE_SIZES

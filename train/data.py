@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 warnings.filterwarnings("ignore", message="lance is not fork-safe")
 
+from curate.common.extras import import_extra  # noqa: E402
 from curate.store.lance_store import LanceStore, sql_in  # noqa: E402
 from curate.store.versions import resolve  # noqa: E402
 
@@ -138,7 +139,7 @@ def decode_frames(blob, count_hint: int, num_frames: int, stride: int, size: tup
 
 def _decode_decord(blob, num_frames: int, stride: int, size: tuple[int, int],
                    rng: np.random.Generator | None) -> np.ndarray:
-    import decord
+    decord = import_extra("decord", extra="decord", feature="data.decoder: decord")
 
     width, height = size
     data = blob.read() if hasattr(blob, "read") else blob

@@ -119,8 +119,9 @@ def _mlp(dim: int, hidden: int) -> nn.Sequential:
 class DiTBlock(nn.Module):
     """Self-attention (one full, or spatial then temporal), cross-attention to text, MLP.
 
-    adaLN-Zero: each self-attention and the MLP get a shift, scale and gate from the conditioning vector; the
-    gates start at zero, so every block starts as the identity.
+    adaLN-Zero: each self-attention and the MLP get a shift, scale and gate from the conditioning vector, the
+    gates starting at zero; the cross-attention's output projection starts at zero (as in PixArt-alpha and
+    Open-Sora's STDiT). So at initialisation each residual branch adds exactly zero: every block is the identity.
     """
 
     def __init__(self, cfg: DiTConfig):
@@ -188,7 +189,8 @@ class DiT(nn.Module):
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
-        """DiT's initialisation: Xavier linears, zeroed modulations and output (adaLN-Zero)."""
+        """DiT's initialisation: Xavier linears, zeroed modulations and output (adaLN-Zero), and zeroed
+        cross-attention output projections (PixArt-alpha's), so that every block starts as the identity."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
@@ -201,6 +203,8 @@ class DiT(nn.Module):
         for block in self.blocks:
             nn.init.zeros_(block.adaLN[-1].weight)
             nn.init.zeros_(block.adaLN[-1].bias)
+            nn.init.zeros_(block.cross_attn.proj.weight)
+            nn.init.zeros_(block.cross_attn.proj.bias)
         for lin in (self.final.adaLN[-1], self.final.linear):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)

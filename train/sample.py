@@ -16,8 +16,8 @@ import torch
 from train import checkpoint
 from train.config import config_from_checkpoint
 from train.data import bucket_sizes
-from train.dit import DiT, DiTConfig
 from train.distributed import pick_device
+from train.dit import DiT, DiTConfig
 from train.flow import euler_sample
 from train.tasks import load_vae
 from train.text import TextEncoder, load_text_encoder

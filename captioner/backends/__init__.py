@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from captioner.backends.base import (CaptionBackend, CaptionRequest, CaptionSetupError, Generation,
-                                     GenerationParams)
+from captioner.backends.base import CaptionBackend, CaptionRequest, CaptionSetupError, Generation, GenerationParams
 
 BACKENDS = ("vllm", "openai", "transformers")
 
@@ -36,7 +35,7 @@ def _construct(cfg, model: str) -> CaptionBackend:
     if cfg.backend == "vllm":
         from captioner.backends.vllm_backend import VLLMBackend
 
-        engine = {k: v for k, v in vars(cfg.vllm).items()}
+        engine = cfg.vllm.model_dump()
         return VLLMBackend(model, engine=engine, max_pixels=cfg.max_pixels)
     if cfg.backend == "openai":
         from captioner.backends.openai_backend import OpenAIBackend

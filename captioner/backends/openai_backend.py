@@ -12,8 +12,14 @@ import base64
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from captioner.backends.base import (CaptionBackend, CaptionRequest, CaptionSetupError, Generation,
-                                     GenerationParams, one_line)
+from captioner.backends.base import (
+    CaptionBackend,
+    CaptionRequest,
+    CaptionSetupError,
+    Generation,
+    GenerationParams,
+    one_line,
+)
 from captioner.prompts import Prompt
 
 

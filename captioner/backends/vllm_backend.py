@@ -7,8 +7,14 @@ GPU busy. Frames arrive decoded and resized (a CPU stage before the actor prepar
 
 from __future__ import annotations
 
-from captioner.backends.base import (CaptionBackend, CaptionRequest, CaptionSetupError, Generation,
-                                     GenerationParams, one_line)
+from captioner.backends.base import (
+    CaptionBackend,
+    CaptionRequest,
+    CaptionSetupError,
+    Generation,
+    GenerationParams,
+    one_line,
+)
 from captioner.prompts import Prompt
 
 

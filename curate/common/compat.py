@@ -2,7 +2,8 @@
 
 torchvision 0.28.0 on PyPI is a CUDA build: against the CPU torch its compiled `_C` library cannot load, and
 `import torchvision` then fails registering fake kernels for operators that do not exist. Declaring the two
-operator schemas it looks up (twelve, all never called) makes the pure-Python parts (transforms, models) importable, which is all
+operator schemas it looks up (twelve, all never called) makes the pure-Python parts (transforms, models)
+importable, which is all
 open_clip and transformers need. Acts only when `_C` really cannot load; call it in every process that may
 import torchvision (model-loading stages call it in their `setup`, so Ray workers do too).
 """

@@ -20,11 +20,22 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from curate.store.schema import TABLES
+from curate.config import Config
+from curate.explore.visuals import (
+    POLICY_SCORES,
+    Captions,
+    Plot,
+    Preview,
+    Tile,
+    clip_animation,
+    histograms_plot,
+    keyframe_still,
+    keyframes_animation,
+    why_boxes,
+)
 from curate.store.lance_store import LanceStore, sql_in
+from curate.store.schema import TABLES
 from curate.store.versions import resolve
-from curate.explore.visuals import (POLICY_SCORES, Captions, Plot, Preview, Tile, clip_animation, histograms_plot,
-                            keyframe_still, keyframes_animation, why_boxes)
 from filters.policy import KeepPolicy
 
 _BOXED_REASONS = {"watermark", "text", "text_overlay"}  # drops whose cause has a place in the frame
@@ -113,8 +124,8 @@ class Dataset:
     def policy(self, **overrides) -> KeepPolicy:
         """The keep/drop policy of the last run recorded at this version (its stored config), with `overrides`
         (policy fields, e.g. `min_motion=0.01`; None turns a threshold off) applied over it. A version caught
-        inside the first run (before its row was written) gets that run's policy; KeepPolicy's defaults when
-        no run was ever recorded.
+        inside the first run (before its row was written) gets that run's policy; the config's default policy
+        section (`Config().policy`) when no run's policy was ever recorded.
 
         Raises:
             ValueError: an override that is not a policy field.
@@ -131,6 +142,8 @@ class Dataset:
             rows = sorted(self.store.open("runs").to_table(columns=columns).to_pylist(),
                           key=lambda r: r["finished_at"])[:1]
         stored = (yaml.safe_load(rows[0]["config_yaml"]) or {}).get("policy") or {} if rows else {}
+        if not stored:
+            return dataclasses.replace(KeepPolicy.from_config(Config().policy), **overrides)
         return KeepPolicy(**{**{k: v for k, v in stored.items() if k in known}, **overrides})
 
     def score_columns(self) -> list[str]:

@@ -11,11 +11,22 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from curate.store import ids
 from curate.config import Config
 from curate.job.failures import is_transient, with_retries
-from curate.video.media import (DecodeStats, FrameScaler, Probe, VideoError, decode_frames, display_rotation,
-                          fit_within, one_line, open_container, probe, rotated_size)
+from curate.store import ids
+from curate.video.media import (
+    DecodeStats,
+    FrameScaler,
+    Probe,
+    VideoError,
+    decode_frames,
+    display_rotation,
+    fit_within,
+    one_line,
+    open_container,
+    probe,
+    rotated_size,
+)
 from curate.video.scenes import make_detector, make_spans
 from curate.video.sources import Source, open_binary, read_ends
 

@@ -14,8 +14,16 @@ from fractions import Fraction
 
 import av
 
-from curate.video.media import (DecodeStats, FrameScaler, VideoError, decode_frames, display_rotation, one_line,
-                          open_container, rotated_size)
+from curate.video.media import (
+    DecodeStats,
+    FrameScaler,
+    VideoError,
+    decode_frames,
+    display_rotation,
+    one_line,
+    open_container,
+    rotated_size,
+)
 from curate.video.sources import open_binary
 
 

@@ -12,19 +12,68 @@ per-video progress reach the driver; clip bytes go from the encode workers strai
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from curate.config import Config, StageResources
-from curate.video.sources import Source
-from curate.job.stages import (COUNTERS, AestheticStage, AnalyzeStage, CaptionPrepStage, CaptionStage, EncodeStage,
-                           PolicyStage, ScoreStage, WriteStage, new_progress, video_record)
+from curate.job.stages import (
+    COUNTERS,
+    AestheticStage,
+    AnalyzeStage,
+    CaptionPrepStage,
+    CaptionStage,
+    EncodeStage,
+    PolicyStage,
+    ScoreStage,
+    Stage,
+    WriteStage,
+    new_progress,
+    video_record,
+)
 from curate.store.lance_store import LanceStore
+from curate.video.sources import Source
 
 log = logging.getLogger(__name__)
+
+@dataclass
+class Step:
+    """One stage of the graph with its resources: a stage instance runs as Ray tasks; a stage class runs as an
+    actor pool, built once per actor with the `init` keyword arguments (a model loads once per actor)."""
+
+    stage: Stage | type[Stage]
+    res: StageResources
+    init: dict | None = None
+    num_gpus: float | None = None  # actor pools: as worked out for the backend (tasks: `res.num_gpus`)
+    cpu_scale: float = 1.0
+
+
+def live_columns(steps: list[Step]) -> list[tuple[str, ...] | None]:
+    """For each step, the columns some later step reads (None for the last: its output is the result). A
+    column leaves the rows as soon as its last reader is done: the scenes' JPEG samples after captioning's
+    frame preparation, for example, instead of riding along to the write."""
+    later: set[str] = set()
+    keeps: list[tuple[str, ...] | None] = []
+    for step in reversed(steps):
+        keeps.append(tuple(sorted(later)) if keeps else None)
+        later |= set(step.stage.input_columns)
+    return keeps[::-1]
+
+
+def wire(ds, steps: list[Step]):
+    """Applies `steps` in order, each stage keeping only the columns a later one reads."""
+    for step, keep in zip(steps, live_columns(steps)):
+        if step.init is None:
+            step.stage.keep_columns = keep
+            ds = _map(ds, step.stage, step.res)
+        else:
+            ds = _map_actors(ds, step.stage, step.res, fn_constructor_kwargs={**step.init, "keep_columns": keep},
+                             num_gpus=step.num_gpus or 0.0, cpu_scale=step.cpu_scale)
+        log.debug("stage %s keeps %s", step.stage.name, "every column" if keep is None else ", ".join(keep))
+    return ds
+
 
 def _resource_args(res: StageResources) -> dict:
     args = dict(batch_size=res.batch_size, batch_format="pyarrow", num_cpus=res.num_cpus)
@@ -131,15 +180,32 @@ def caption_gpus(cfg: Config) -> float:
     return 0.0
 
 
-def add_caption_stages(ds, cfg: Config, *, cpu_scale: float | None = None):
-    """Frame preparation (CPU tasks), then the caption actor pool, on kept scenes; a no-op when disabled."""
+def caption_steps(cfg: Config, *, cpu_scale: float | None = None) -> list[Step]:
+    """Frame preparation (CPU tasks), then the caption actor pool, on kept scenes; none when disabled."""
     if not cfg.caption.enabled:
-        return ds
+        return []
     r = cfg.resources
     cpu_scale = actor_cpu_scale(cfg, [r.caption]) if cpu_scale is None else cpu_scale
-    ds = _map(ds, CaptionPrepStage(cfg), r.caption_prep)
-    return _map_actors(ds, CaptionStage, r.caption, num_gpus=caption_gpus(cfg), fn_constructor_kwargs={"cfg": cfg},
-                       cpu_scale=cpu_scale)
+    return [Step(CaptionPrepStage(cfg), r.caption_prep),
+            Step(CaptionStage, r.caption, init={"cfg": cfg}, num_gpus=caption_gpus(cfg), cpu_scale=cpu_scale)]
+
+
+def job_steps(cfg: Config, store: LanceStore, *, run_id: str) -> list[Step]:
+    """The job's stages in order, from a source row to the fragments written."""
+    r = cfg.resources
+    actor_pools = [p for p, on in ((r.aesthetic, cfg.scoring.aesthetic.enabled), (r.caption, cfg.caption.enabled))
+                   if on]
+    cpu_scale = actor_cpu_scale(cfg, actor_pools)
+    steps = [Step(AnalyzeStage(cfg), r.analyze),
+             Step(ScoreStage(cfg), r.score.model_copy(update={"num_gpus": score_gpus(cfg)}))]
+    if cfg.scoring.aesthetic.enabled:
+        gpus = aesthetic_gpus(cfg)
+        steps.append(Step(AestheticStage, r.aesthetic, init={"cfg": cfg, "device": "cuda" if gpus else "cpu"},
+                          num_gpus=gpus, cpu_scale=cpu_scale))
+    steps.append(Step(PolicyStage(cfg), r.policy))
+    steps += caption_steps(cfg, cpu_scale=cpu_scale)
+    steps += [Step(EncodeStage(cfg), r.encode), Step(WriteStage(store, run_id=run_id, profile=cfg.profile), r.write)]
+    return steps
 
 
 def build_dataset(sources: list[Source], cfg: Config, store: LanceStore, *, run_id: str):
@@ -152,21 +218,7 @@ def build_dataset(sources: list[Source], cfg: Config, store: LanceStore, *, run_
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     items = [{"uri": s.uri, "source_meta": s.meta_json} for s in sources]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4096)))
-    r = cfg.resources
-    actor_pools = [p for p, on in ((r.aesthetic, cfg.scoring.aesthetic.enabled), (r.caption, cfg.caption.enabled))
-                   if on]
-    cpu_scale = actor_cpu_scale(cfg, actor_pools)
-    ds = _map(ds, AnalyzeStage(cfg), r.analyze)
-    ds = _map(ds, ScoreStage(cfg), dataclasses.replace(r.score, num_gpus=score_gpus(cfg)))
-    if cfg.scoring.aesthetic.enabled:
-        gpus = aesthetic_gpus(cfg)
-        ds = _map_actors(ds, AestheticStage, r.aesthetic, num_gpus=gpus, cpu_scale=cpu_scale,
-                         fn_constructor_kwargs={"cfg": cfg, "device": "cuda" if gpus else "cpu"})
-    ds = _map(ds, PolicyStage(cfg), r.policy)
-    ds = add_caption_stages(ds, cfg, cpu_scale=cpu_scale)
-    ds = _map(ds, EncodeStage(cfg), r.encode)
-    ds = _map(ds, WriteStage(store, run_id=run_id, profile=cfg.profile), r.write)
-    return ds
+    return wire(ds, job_steps(cfg, store, run_id=run_id))
 
 
 class Committer:

@@ -67,9 +67,8 @@ def refilter(uri: str, *, config: Config | str | None = None, profile: str | Non
         FileNotFoundError: no curated dataset at `uri`.
         ConfigError: a bad config field.
     """
-    from filters.policy import KeepPolicy
-
     from curate.job.run import new_run_id, package_version
+    from filters.policy import KeepPolicy
 
     started, started_at = time.monotonic(), datetime.now(timezone.utc)
     cfg = resolve_config(config, profile)
@@ -169,9 +168,9 @@ def _encode(rows: list[dict], videos: dict, cfg: Config, store: LanceStore, *, r
     import ray.data
 
     from curate.job.cluster import init_ray
-    from curate.job.pipeline import _map, add_caption_stages
-    from curate.store.schema import SCENE_ROW
+    from curate.job.pipeline import Step, caption_steps, wire
     from curate.job.stages import EncodeStage, WriteStage
+    from curate.store.schema import SCENE_ROW
 
     init_ray(address)
     keyframes = {}
@@ -182,9 +181,8 @@ def _encode(rows: list[dict], videos: dict, cfg: Config, store: LanceStore, *, r
     items = [{**r, "video": videos[r["video_id"]], "keep": True, "samples": keyframes.get(r["clip_id"]),
               "sample_times": r.get("keyframe_times")} for r in rows]  # extra keys are ignored
     ds = ray.data.from_arrow(pa.Table.from_pylist(items, schema=SCENE_ROW))
-    ds = add_caption_stages(ds, cfg)
-    ds = _map(ds, EncodeStage(cfg), cfg.resources.encode)
-    ds = _map(ds, WriteStage(store, run_id=run_id, profile=cfg.profile, candidates=False), cfg.resources.write)
+    ds = wire(ds, [*caption_steps(cfg), Step(EncodeStage(cfg), cfg.resources.encode),
+                   Step(WriteStage(store, run_id=run_id, profile=cfg.profile, candidates=False), cfg.resources.write)])
     fragments = []
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         for frag_list in batch.column("clips_fragments").to_pylist():

@@ -14,12 +14,11 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from curate.config import Config, resolve_config
-from curate.video.sources import expand_inputs
-from curate.store.lance_store import LanceStore
 from curate.job.summary import RunSummary
+from curate.store.lance_store import LanceStore
+from curate.video.sources import expand_inputs
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +123,11 @@ def in_shard(uri: str, index: int, count: int) -> bool:
 
 
 def preflight(cfg: Config) -> None:
-    """Fails before any work when a model cannot be had."""
+    """Fails before any work when a model or an optional package cannot be had."""
+    if cfg.scenes.detector == "transnetv2":
+        from curate.video.scenes.transnet import load_package
+
+        load_package()
     if cfg.scoring.aesthetic.enabled:
         from filters.aesthetic import preflight, spec_from_config
 

@@ -12,13 +12,13 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
-from curate.job.analyze import analyze_source
 from curate.config import Config
+from curate.job.analyze import analyze_source
 from curate.job.encode import ClipRequest, iter_video_clips
-from curate.video.media import one_line
-from curate.store.schema import CANDIDATES, CAPTION_FIELDS, CLIPS, SCENE_ROW, SCORE_FIELDS
-from curate.video.sources import Source
 from curate.store.lance_store import LanceStore
+from curate.store.schema import CANDIDATES, CAPTION_FIELDS, CLIPS, SCENE_ROW, SCORE_FIELDS
+from curate.video.media import one_line
+from curate.video.sources import Source
 
 SOURCE_ROW = pa.schema([pa.field("uri", pa.string()), pa.field("source_meta", pa.string())])
 
@@ -39,17 +39,66 @@ def new_progress(video: dict) -> dict:
 
 
 class Stage:
-    """Base: `__call__(table) -> table` over `process(rows) -> rows`."""
+    """Base: declares the columns a stage reads and writes, and holds it to them.
+
+    `__call__(table)` checks that the `input_columns` are there, runs `run(table)`, and keeps of the result only
+    the `keep_columns` the wiring set (what a later stage still reads: `pipeline.py` works them out from the
+    stages' declarations), so that bulky columns stop travelling once their last reader is done. The default
+    `run` suits stages that keep their rows: `process` sees each row's declared inputs only, and only its
+    declared `output_columns` go back into the table.
+    """
 
     name = "stage"
     input_columns: tuple[str, ...] = ()
-    output_schema: pa.Schema = SCENE_ROW
+    output_columns: tuple[str, ...] = ()
+    keep_columns: tuple[str, ...] | None = None  # set by the wiring; None keeps every column
 
     def process(self, rows: list[dict]) -> list[dict]:
         raise NotImplementedError
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        return pa.Table.from_pylist(self.process(batch.to_pylist()), schema=self.output_schema)
+    def __call__(self, batch: pa.Table):
+        missing = [c for c in self.input_columns if c not in batch.column_names]
+        if missing:
+            raise KeyError(f"stage {self.name!r} reads {', '.join(missing)}, which no earlier stage kept "
+                           f"(the wiring's declarations are out of step)")
+        out = self.run(batch)
+        if isinstance(out, pa.Table):
+            return self._kept_columns(out)
+        return (self._kept_columns(t) for t in out)
+
+    def run(self, batch: pa.Table):
+        """The stage's work on one batch: a table, or an iterator of tables (streamed downstream one by one)."""
+        rows = self.process(batch.select(list(self.input_columns)).to_pylist())
+        if len(rows) != batch.num_rows:
+            raise ValueError(f"stage {self.name!r} must keep its rows ({batch.num_rows} in, {len(rows)} out)")
+        return with_columns(batch, rows, self.output_columns)
+
+    def _kept_columns(self, table: pa.Table) -> pa.Table:
+        if self.keep_columns is None:
+            return table
+        return table.select([c for c in table.column_names if c in self.keep_columns])
+
+
+def with_columns(table: pa.Table, rows: list[dict], names) -> pa.Table:
+    """`table` with the columns `names` taken from `rows` (one dict per table row), typed as in SCENE_ROW; a row
+    without a key keeps the value it had."""
+    for name in names:
+        if not any(name in r for r in rows):
+            continue
+        field = SCENE_ROW.field(name)
+        if name in table.column_names:
+            old = table.column(name).to_pylist()
+            values = [r[name] if name in r else o for r, o in zip(rows, old)]
+            table = table.set_column(table.column_names.index(name), field, pa.array(values, field.type))
+        else:
+            table = table.append_column(field, pa.array([r.get(name) for r in rows], field.type))
+    return table
+
+
+def scene_table(rows: list[dict], names=None) -> pa.Table:
+    """Rows as a table of SCENE_ROW's columns (all of them, or those in `names`, in SCENE_ROW's order)."""
+    schema = SCENE_ROW if names is None else pa.schema([f for f in SCENE_ROW if f.name in set(names)])
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 class AnalyzeStage(Stage):
@@ -57,16 +106,17 @@ class AnalyzeStage(Stage):
 
     name = "analyze"
     input_columns = ("uri", "source_meta")
+    output_columns = tuple(SCENE_ROW.names)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
 
-    def process(self, rows: list[dict]) -> list[dict]:
+    def run(self, batch: pa.Table) -> pa.Table:
         out = []
-        for row in rows:
+        for row in batch.to_pylist():
             meta = json.loads(row["source_meta"]) if row.get("source_meta") else {}
             out.extend(analyze_source(Source(row["uri"], meta), self.cfg))
-        return out
+        return scene_table(out)
 
 
 class LazyFrames:
@@ -98,6 +148,7 @@ class ScoreStage(Stage):
 
     name = "score"
     input_columns = ("clip_id", "samples", "sample_times", "keyframes")
+    output_columns = tuple(f.name for f in SCORE_FIELDS if not f.name.startswith("aesthetic"))
 
     def __init__(self, cfg: Config):
         from filters.ocr import OcrSettings
@@ -169,10 +220,12 @@ class AestheticStage(Stage):
 
     name = "aesthetic"
     input_columns = ("clip_id", "keyframes")
+    output_columns = ("aesthetic", "clip_embedding", "aesthetic_model")
 
-    def __init__(self, cfg: Config, device: str | None = None):
+    def __init__(self, cfg: Config, device: str | None = None, keep_columns: tuple[str, ...] | None = None):
         from filters.aesthetic import AestheticScorer, spec_from_config
 
+        self.keep_columns = keep_columns
         self.scorer = AestheticScorer(spec_from_config(cfg.scoring.aesthetic, cfg.profile), device=device)
         self.scorer.setup()
 
@@ -192,18 +245,31 @@ class AestheticStage(Stage):
 
 
 class PolicyStage(Stage):
-    """Keep/drop from the scores present (today: length)."""
+    """Keep/drop from the stored scores (filters/policy.py), column by column over the batch."""
 
     name = "policy"
-    input_columns = ("clip_id", "duration_s", *(f.name for f in SCORE_FIELDS))
 
     def __init__(self, cfg: Config):
         from filters.policy import KeepPolicy
 
         self.policy = KeepPolicy.from_config(cfg.policy)
+        self.input_columns = ("clip_id", *self.policy.inputs)
+        self.output_columns = self.policy.outputs
 
-    def process(self, rows: list[dict]) -> list[dict]:
-        return self.policy(rows)
+    def run(self, batch: pa.Table) -> pa.Table:
+        import pyarrow.compute as pc
+
+        keep, reasons = self.policy.decide(batch)
+        scene = pc.is_valid(batch.column("clip_id"))  # a failed video's row has nothing to decide
+        for name, values in zip(self.output_columns, (keep, reasons)):
+            field = SCENE_ROW.field(name)
+            old = batch.column(name) if name in batch.column_names else pa.nulls(batch.num_rows, field.type)
+            column = pc.if_else(scene, values, old)
+            if name in batch.column_names:
+                batch = batch.set_column(batch.column_names.index(name), field, column)
+            else:
+                batch = batch.append_column(field, column)
+        return batch
 
 
 def _kept(rows: list[dict]) -> list[dict]:
@@ -216,6 +282,8 @@ class CaptionPrepStage(Stage):
 
     name = "caption_prep"
     input_columns = ("clip_id", "keep", "samples", "sample_times", "duration_s")
+    output_columns = ("caption_frames", "caption_frames_shape", "caption_frames_fps", "caption_status",
+                      "caption_error", "caption_attempts")
 
     def __init__(self, cfg: Config):
         self.caption, self.sample_fps = cfg.caption, cfg.samples.fps
@@ -243,10 +311,12 @@ class CaptionStage(Stage):
     name = "caption"
     input_columns = ("clip_id", "keep", "caption_frames", "caption_frames_shape", "caption_frames_fps",
                      "duration_s")
+    output_columns = (*(f.name for f in CAPTION_FIELDS), "caption_gen_s")
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, keep_columns: tuple[str, ...] | None = None):
         from captioner import Captioner, GenerationParams, get_prompt, make_backend
 
+        self.keep_columns = keep_columns
         c = cfg.caption
         self.prompt = get_prompt(c.prompt)
         backend = make_backend(c, cfg.profile)
@@ -267,8 +337,8 @@ class CaptionStage(Stage):
         outcomes = self.captioner(requests) if requests else []
         share = (self.captioner.stats.generate_s - before) / max(1, len(todo))
         for row, outcome in zip(todo, outcomes):
-            row.update(outcome.columns(model=self.captioner.backend.label, prompt_id=self.prompt.id), caption_gen_s=share,
-                       caption_frames=None)
+            row.update(outcome.columns(model=self.captioner.backend.label, prompt_id=self.prompt.id),
+                       caption_gen_s=share)
         return rows
 
 
@@ -276,12 +346,15 @@ class EncodeStage(Stage):
     """Encodes kept scenes (the only second read of a source). A clip that fails is dropped with its reason."""
 
     name = "encode"
-    input_columns = ("video", "clip_id", "keep", "start_pts", "end_pts", "start_s", "end_s")
+    input_columns = ("video", "video_id", "clip_id", "keep", "drop_reasons", "start_frame", "start_pts", "end_pts",
+                     "start_s", "end_s")
+    output_columns = ("keep", "drop_reasons", "clip", "clip_width", "clip_height", "clip_fps", "clip_num_frames",
+                      "clip_duration_s", "clip_codec", "clip_start_frame", "clip_start_s")
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
 
-    def __call__(self, batch: pa.Table):
+    def run(self, batch: pa.Table):
         """Yields the batch's rows that need no encoding, then each encoded clip's row on its own, so that a
         worker holds one clip's bytes at a time, not every clip of a video (Ray Data streams each yielded table
         downstream as a block of its own)."""
@@ -293,11 +366,12 @@ class EncodeStage(Stage):
                 by_video[row["video_id"]].append(row)
             else:
                 rest.append(row)
+        names = dict.fromkeys([*batch.column_names, *self.output_columns])  # the rows' other columns go through
         if rest:
-            yield pa.Table.from_pylist(rest, schema=self.output_schema)
+            yield scene_table(rest, names)
         for video_rows in by_video.values():
             for row in self._encoded(video_rows):
-                yield pa.Table.from_pylist([row], schema=self.output_schema)
+                yield scene_table([row], names)
 
     def _encoded(self, video_rows: list[dict]):
         info = video_rows[0]["video"]
@@ -335,14 +409,16 @@ class WriteStage(Stage):
     """Writes candidates and clips as uncommitted Lance fragments; the driver commits what it returns."""
 
     name = "write"
-    input_columns = tuple(SCENE_ROW.names)
-    output_schema = COMMIT_ROW
+    input_columns = tuple(dict.fromkeys([
+        "video", *(n for n in CANDIDATES.names if n not in ("run_id", "model_profile")),
+        *(f.name for f in CAPTION_FIELDS), "caption_gen_s", *EncodeStage.output_columns]))
 
     def __init__(self, store: LanceStore, *, run_id: str, profile: str, candidates: bool = True):
         self.store, self.run_id, self.profile = store, run_id, profile
         self.candidates = candidates  # False: clips only (refilter updates candidates itself)
 
-    def process(self, rows: list[dict]) -> list[dict]:
+    def run(self, batch: pa.Table) -> pa.Table:
+        rows = batch.select(list(self.input_columns)).to_pylist()
         stamp = {"run_id": self.run_id, "model_profile": self.profile}
         candidates, clips = [], []
         progress: dict[str, dict] = {}
@@ -359,12 +435,12 @@ class WriteStage(Stage):
                 rec["clips_s"] += row["clip_duration_s"] or 0.0
                 _count_caption(rec, row)
                 clips.append(clip_record(row, stamp))
-        return [{
+        return pa.Table.from_pylist([{
             "candidates_fragments": (self.store.write_fragments("candidates", _table(candidates, CANDIDATES))
                                      if self.candidates else []),
             "clips_fragments": self.store.write_fragments("clips", _table(clips, CLIPS)),
             "video_progress": [json.dumps(p, default=str) for p in progress.values()],
-        }]
+        }], schema=COMMIT_ROW)
 
 
 def _count_caption(rec: dict, row: dict) -> None:

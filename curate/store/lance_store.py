@@ -35,8 +35,8 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 from lance.fragment import FragmentMetadata, write_fragments  # noqa: E402
 
-from curate.store.schema import TABLES  # noqa: E402
 from curate.common.uris import is_remote  # noqa: E402
+from curate.store.schema import TABLES  # noqa: E402
 
 log = logging.getLogger(__name__)
 

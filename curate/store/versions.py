@@ -14,8 +14,8 @@ from datetime import timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.store.schema import TABLES
 from curate.store.lance_store import LanceStore
+from curate.store.schema import TABLES
 
 
 def list_versions(store: LanceStore) -> dict[str, list[dict]]:

@@ -6,8 +6,6 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from curate.config import ScenesConfig
-
 
 class CutDetector(ABC):
     """Finds hard cuts in a stream of frames fed in presentation order.

