@@ -134,3 +134,24 @@ def test_a_missing_extra_says_which_to_install(monkeypatch, module, call):
     extra = "transnetv2" if module.startswith("transnet") else "decord"
     with pytest.raises(MissingExtra, match=rf"pip install 'vidcurate\[{extra}\]'"):
         call()
+
+
+def test_the_constraints_pin_every_dependency_inside_its_range():
+    """constraints.txt (what `make venv` and CI install) must satisfy pyproject.toml's ranges, or pip refuses."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines()
+                if line.strip() and not line.startswith("#"))
+    pins = {canonicalize_name(name): version for name, version in pins.items()}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = [r for name, reqs in project["optional-dependencies"].items() if name != "vllm" for r in reqs]
+    wrong = []
+    for text in [*project["dependencies"], *extras]:
+        req = Requirement(text)
+        pinned = pins.get(canonicalize_name(req.name))
+        if pinned is None or not req.specifier.contains(pinned, prereleases=True):
+            wrong.append(f"{text}: constraints.txt has {pinned}")
+    assert not wrong, wrong
