@@ -139,7 +139,6 @@ def test_a_missing_extra_says_which_to_install(monkeypatch, module, call):
 def test_the_constraints_pin_every_dependency_inside_its_range():
     """constraints.txt (what `make venv` and CI install) must satisfy pyproject.toml's ranges, or pip refuses."""
     import tomllib
-
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 

@@ -91,3 +91,24 @@ def test_live_columns_of_a_plain_chain():
     a, b = Peek(), Peek()
     b.input_columns = ("keep",)
     assert live_columns([Step(a, None), Step(b, None)]) == [("keep",), None]
+
+
+def test_the_analysis_stage_yields_one_scene_at_a_time(testdata):
+    from curate.job.analyze import SampleSpool, analyze_source
+    from curate.job.stages import AnalyzeStage
+    from curate.video.sources import Source
+
+    cfg = load_config()
+    video = str(testdata / "videos" / "bikes.mp4")
+    batch = pa.Table.from_pylist([{"uri": video, "source_meta": None}])
+    tables = list(AnalyzeStage(cfg)(batch))
+    expected = analyze_source(Source(video), cfg)
+    assert len(expected) > 1 and [t.num_rows for t in tables] == [1] * len(expected)
+    assert [t.column("clip_id")[0].as_py() for t in tables] == [r["clip_id"] for r in expected]
+    assert [t.column("samples")[0].as_py() for t in tables] == [r["samples"] for r in expected]
+
+    spool = SampleSpool()
+    for data in (b"a" * 3, b"", b"bc"):
+        spool.append(data)
+    assert len(spool) == 3 and [spool[i] for i in (2, 0, 1)] == [b"bc", b"aaa", b""]
+    spool.close()

@@ -1,11 +1,17 @@
 """The single analysis pass: one low-resolution decode per video feeds scene detection and every sampler.
 
-`analyze_source` turns one source into rows of `schema.SCENE_ROW`: one per scene, or a single row with a
+`iter_scene_rows` turns one source into rows of `schema.SCENE_ROW`: one per scene, or a single row with a
 null `clip_id` when the video failed. It never raises for a bad video: the reason is recorded instead.
+
+Memory does not grow with the video: the JPEG samples go to a spool file on the worker's local disk as they are
+taken (`SampleSpool`), and the scene rows leave one at a time after the pass, each reading back its own
+samples. What stays in memory is a few numbers per frame (timestamps) and the detector's window.
 """
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import cv2
@@ -31,6 +37,31 @@ from curate.video.scenes import make_detector, make_spans
 from curate.video.sources import Source, open_binary, read_ends
 
 
+class SampleSpool:
+    """JPEG samples appended to an anonymous temporary file (gone when closed, or when the process dies), read
+    back by index: a long video's samples cost local disk, not worker memory."""
+
+    def __init__(self):
+        self._file = tempfile.TemporaryFile(prefix="vidcurate-samples-")
+        self._offsets: list[int] = [0]
+
+    def append(self, data: bytes) -> None:
+        self._file.seek(self._offsets[-1])
+        self._file.write(data)
+        self._offsets.append(self._offsets[-1] + len(data))
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i: int) -> bytes:
+        start, end = self._offsets[i], self._offsets[i + 1]
+        self._file.seek(start)
+        return self._file.read(end - start)
+
+    def close(self) -> None:
+        self._file.close()
+
+
 @dataclass
 class PassResult:
     """What one decode pass collected."""
@@ -41,25 +72,36 @@ class PassResult:
     cuts: list[int] = field(default_factory=list)
     rotation: int = 0
     sample_frames: list[int] = field(default_factory=list)  # frame index of each sample
-    samples: list[bytes] = field(default_factory=list)  # JPEG, upright, at most samples.max_side
+    samples: SampleSpool = field(default_factory=SampleSpool)  # JPEG, upright, at most samples.max_side
     stats: DecodeStats = field(default_factory=DecodeStats)
 
 
-def analyze_source(source: Source, cfg: Config) -> list[dict]:
-    """Probes, decodes once and splits one video into scene rows (see module docstring). A failure that may pass
-    (network, object store, I/O) is tried again `input.retries` times, then recorded as `retryable`; any other
-    is final (`failed`). See curate/job/failures.py."""
+def iter_scene_rows(source: Source, cfg: Config) -> Iterator[dict]:
+    """Probes, decodes once and splits one video into scene rows, yielded one at a time once the pass is done
+    (see module docstring). A failure that may pass (network, object store, I/O) is tried again
+    `input.retries` times, then recorded as `retryable`; any other is final (`failed`). See
+    curate/job/failures.py."""
     info = _empty_info(source)
     try:
-        return with_retries(lambda: _analyze(source, cfg, info), retries=cfg.input.retries,
-                            backoff_s=cfg.input.retry_backoff_s)
+        meta, result = with_retries(lambda: _analyze(source, cfg, info), retries=cfg.input.retries,
+                                    backoff_s=cfg.input.retry_backoff_s)
     except Exception as e:  # noqa: BLE001 - any failure of one video becomes its row, the job goes on
         info["status"] = "retryable" if is_transient(e) else "failed"
         info["error"] = one_line(e)
-        return [_failed_row(info)]
+        yield _failed_row(info)
+        return
+    try:
+        yield from _scene_rows(info, meta, result, cfg)
+    finally:
+        result.samples.close()
 
 
-def _analyze(source: Source, cfg: Config, info: dict) -> list[dict]:
+def analyze_source(source: Source, cfg: Config) -> list[dict]:
+    """`iter_scene_rows` as a list (tests, benchmarks)."""
+    return list(iter_scene_rows(source, cfg))
+
+
+def _analyze(source: Source, cfg: Config, info: dict) -> tuple[Probe, PassResult]:
     container = None
     try:
         target, size = open_binary(source.uri)
@@ -72,9 +114,10 @@ def _analyze(source: Source, cfg: Config, info: dict) -> list[dict]:
         _fill_probe(info, meta)
         result = run_pass(container, meta, cfg)
         if result.num_frames == 0:
+            result.samples.close()
             reason = result.stats.first_error or result.stats.truncated or "the stream holds no frames"
             raise VideoError(f"no decodable video frames: {reason}")
-        return _scene_rows(info, meta, result, cfg)
+        return meta, result
     finally:
         if container is not None:
             container.close()
@@ -86,6 +129,15 @@ def run_pass(container, meta: Probe, cfg: Config) -> PassResult:
     stream.thread_type = "AUTO"
     detector = make_detector(cfg.scenes, meta.avg_fps)
     res = PassResult()
+    try:
+        _decode_into(res, container, stream, detector, meta, cfg)
+    except BaseException:
+        res.samples.close()
+        raise
+    return res
+
+
+def _decode_into(res: PassResult, container, stream, detector, meta: Probe, cfg: Config) -> None:
     detect_scaler = sample_scaler = None
     next_sample_t = 0.0
     sample_every = 1.0 / cfg.samples.fps
@@ -116,7 +168,6 @@ def run_pass(container, meta: Probe, cfg: Config) -> PassResult:
     if res.num_frames:
         res.cuts = detector.finish()
         res.frame_times.append(res.frame_times[-1] + _last_frame_duration(res.frame_times, meta))
-    return res
 
 
 def _last_frame_duration(times: list[float], meta: Probe) -> float:
@@ -170,7 +221,7 @@ def pick_keyframes(span_start: int, span_end: int, sample_frames: list[int], n: 
     return sorted(set(picks))
 
 
-def _scene_rows(info: dict, meta: Probe, res: PassResult, cfg: Config) -> list[dict]:
+def _scene_rows(info: dict, meta: Probe, res: PassResult, cfg: Config) -> Iterator[dict]:
     times = res.frame_times
     info.update(
         num_frames=res.num_frames,
@@ -194,11 +245,10 @@ def _scene_rows(info: dict, meta: Probe, res: PassResult, cfg: Config) -> list[d
     spans = make_spans(res.cuts, res.num_frames, times, trim_frames=cfg.scenes.trim_frames,
                        max_scene_s=cfg.scenes.max_scene_s)
     info["num_scenes"] = len(spans)
-    rows = []
     for k, span in enumerate(spans):
         in_span = [i for i, f in enumerate(res.sample_frames) if span.start <= f < span.end]
         keys = pick_keyframes(span.start, span.end, res.sample_frames, cfg.samples.keyframes_per_scene)
-        rows.append({
+        yield {
             "video": info,
             "clip_id": ids.clip_id(info["video_id"], span.start, span.end),
             "video_id": info["video_id"],
@@ -216,8 +266,7 @@ def _scene_rows(info: dict, meta: Probe, res: PassResult, cfg: Config) -> list[d
             "keyframe_times": [times[res.sample_frames[i]] for i in keys],
             "samples": [res.samples[i] for i in in_span],
             "sample_times": [times[res.sample_frames[i]] for i in in_span],
-        })
-    return rows
+        }
 
 
 def _empty_info(source: Source) -> dict:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 
 from curate.config import Config
-from curate.job.analyze import analyze_source
+from curate.job.analyze import iter_scene_rows
 from curate.job.encode import ClipRequest, iter_video_clips
 from curate.store.lance_store import LanceStore
 from curate.store.schema import CANDIDATES, CAPTION_FIELDS, CLIPS, SCENE_ROW, SCORE_FIELDS
@@ -111,12 +111,13 @@ class AnalyzeStage(Stage):
     def __init__(self, cfg: Config):
         self.cfg = cfg
 
-    def run(self, batch: pa.Table) -> pa.Table:
-        out = []
+    def run(self, batch: pa.Table):
+        """Yields each scene's row as a table of its own: Ray Data streams them on (merged into blocks of at most
+        `max_block_mb`), so the worker never holds a whole video's samples."""
         for row in batch.to_pylist():
             meta = json.loads(row["source_meta"]) if row.get("source_meta") else {}
-            out.extend(analyze_source(Source(row["uri"], meta), self.cfg))
-        return scene_table(out)
+            for scene in iter_scene_rows(Source(row["uri"], meta), self.cfg):
+                yield scene_table([scene])
 
 
 class LazyFrames:
