@@ -13,6 +13,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     from curate.common.compat import prefer_pil_image_backend
+    from curate.common.extras import import_extra
+
+    for module in ("fastapi", "uvicorn", "accelerate"):  # what `transformers serve` needs besides transformers
+        import_extra(module, extra="serve", feature="python -m captioner.serve")
 
     prefer_pil_image_backend()
     from transformers.cli.transformers import main as transformers_main
