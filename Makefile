@@ -40,7 +40,7 @@ bench: venv
 	$(PY) bench/scoring_bench.py
 	$(PY) bench/filters_bench.py
 	$(PY) bench/store_bench.py
-	$(PY) bench/memory_bench.py --minutes 1 4 8
+	$(PY) bench/memory_bench.py
 	$(PY) bench/caption_bench.py
 	[ -d demo/dataset ] || $(VENV)/bin/curate demo --workdir demo
 	$(PY) bench/train_bench.py --dataset demo/dataset

@@ -393,7 +393,9 @@ class EncodeStage(Stage):
 
 
 def _with_clip(row: dict, res) -> dict:
-    """The scene row with its encoded clip, or dropped with `encode_failed` when `res` is an error line."""
+    """A copy of the scene row with its encoded clip, or dropped with `encode_failed` when `res` is an error line.
+    A copy: the video's rows stay referenced until its last clip, and must not keep every clip's bytes alive."""
+    row = dict(row)
     if isinstance(res, str):
         row["keep"] = False
         row["drop_reasons"] = [*(row.get("drop_reasons") or []), "encode_failed"]
