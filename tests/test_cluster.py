@@ -17,6 +17,7 @@ import sys
 import time
 
 import lance
+import pyarrow.fs as pafs
 import pytest
 import yaml
 from raycluster import RAY, TwoNodeCluster, can_run
@@ -101,6 +102,23 @@ def test_a_driver_local_output_is_refused(cluster, demo_corpus, tmp_path):
                    cluster.env)
     assert proc.returncode == 2 and "does not reach this machine" in proc.stderr, proc.stderr[-2000:]
     assert not (out / "videos.lance").exists()  # refused before anything was written
+
+
+def test_models_are_prepared_on_every_node_and_a_node_without_them_is_named(cluster, s3, tmp_path):
+    """The caption model directory exists on the driver's machine only (under the worker node's private disk):
+    the driver's own check passes, the worker node's fails, and the run stops before writing anything."""
+    model = cluster.private_dir / "caption-model"
+    model.mkdir(exist_ok=True)
+    cfg = tmp_path / "models.yaml"
+    cfg.write_text(yaml.safe_dump({"scoring": {"aesthetic": {"enabled": False}},
+                                   "caption": {"backend": "transformers", "model": str(model)}}))
+    proc = _curate(["s3://raw/demo", "-o", "s3://curated/models-check", "-c", str(cfg), "--address",
+                    cluster.address], _env(cluster, s3))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    error = proc.stderr.strip().splitlines()[-1]
+    assert "cannot load the job's models" in error and str(model) in error and "not a model directory" in error
+    assert error.count("node ") == 1  # the worker node alone: the driver's node has the directory
+    assert s3.fs().get_file_info("curated/models-check/videos.lance").type == pafs.FileType.NotFound
 
 
 def test_two_nodes_on_object_storage_match_a_local_run_with_a_worker_killed(cluster, s3, demo_dataset, tmp_path):

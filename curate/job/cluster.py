@@ -79,14 +79,14 @@ def alive_nodes() -> list[dict]:
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
-def _on_each_node(fn, nodes: list[dict], *args) -> list:
+def on_each_node(fn, nodes: list[dict], *args, timeout_s: float = 120.0) -> list:
     """`fn(*args)` run once on each of `nodes` (pinned there, reserving no CPU); the results in the nodes' order."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     task = ray.remote(fn)
     return ray.get([task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=n["NodeID"], soft=False),
-                                 num_cpus=0).remote(*args) for n in nodes], timeout=120)
+                                 num_cpus=0).remote(*args) for n in nodes], timeout=timeout_s)
 
 
 def _probe_write(directory: str, token: str) -> None:
@@ -123,12 +123,12 @@ def check_reachable(output: str, sources: list[Source], *, address: str | None, 
     token = secrets.token_hex(8)
     probe_dir = os.path.join(os.path.abspath(output) if local_output else os.path.dirname(local_inputs[0]),
                              ".curate-probe")
-    _on_each_node(_probe_write, nodes, probe_dir, token)
+    on_each_node(_probe_write, nodes, probe_dir, token)
     hosts = [f"{n['NodeManagerAddress']} ({n['NodeID'][:8]})" for n in nodes]
     names = [os.path.join(probe_dir, f"{n['NodeID']}-{token}") for n in nodes]
     missing = [h for h, name in zip(hosts, names) if not os.path.exists(name)]
     if local_inputs:
-        sees = _on_each_node(_probe_sees, nodes, local_inputs[0])
+        sees = on_each_node(_probe_sees, nodes, local_inputs[0])
         missing += [f"{h} (cannot see {local_inputs[0]})" for h, ok in zip(hosts, sees) if not ok]
     for name in names:
         try:

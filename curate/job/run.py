@@ -64,6 +64,7 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
         CaptionSetupError: the caption model cannot be had or its server does not answer (the message says how).
     """
     from curate.job.cluster import check_reachable, init_ray, worker_env
+    from curate.job.models import preflight, prepare_every_node
     from curate.job.pipeline import Committer, build_dataset, execute
 
     started = time.monotonic()
@@ -80,6 +81,7 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
     if address:  # before any write: every node must reach the inputs and the output
         init_ray(address, env=worker_env([cfg.caption.openai.api_key_env]))
         check_reachable(output, sources, address=address, shared_fs=shared_fs)
+        prepare_every_node(cfg)  # weights into every node's cache, before any write
     store = LanceStore(output, cfg.storage_options)
     store.ensure_tables()
     summary = RunSummary(run_id=new_run_id(), output=output, videos_seen=len(sources))
@@ -120,26 +122,6 @@ def in_shard(uri: str, index: int, count: int) -> bool:
     if not (count >= 1 and 0 <= index < count):
         raise ValueError(f"shard {index}/{count}: the index must be in [0, {count})")
     return int(hashlib.sha1(uri.encode()).hexdigest(), 16) % count == index
-
-
-def preflight(cfg: Config) -> None:
-    """Fails before any work when a model or an optional package cannot be had."""
-    if cfg.scenes.detector == "transnetv2":
-        from curate.video.scenes.transnet import load_package
-
-        load_package()
-    if cfg.scoring.aesthetic.enabled:
-        from filters.aesthetic import preflight, spec_from_config
-
-        preflight(spec_from_config(cfg.scoring.aesthetic, cfg.profile))
-    if cfg.scoring.ocr.enabled or cfg.scoring.safety.enabled:
-        from curate.job.stages import ScoreStage
-
-        ScoreStage(cfg).preflight()
-    if cfg.caption.enabled:
-        from captioner.backends import preflight as caption_preflight
-
-        caption_preflight(cfg.caption, cfg.profile)
 
 
 class _RunRecord:
