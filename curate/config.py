@@ -166,8 +166,12 @@ class EncodeConfig(Section):
     preset: str = "veryfast"
     max_short_side: int = Field(720, ge=16)
     max_fps: float = Field(30.0, gt=0)
-    # A fixed encoder thread count keeps the bytes identical between runs (resume compares them).
     threads: int = Field(2, ge=1)
+    # Identical bytes whenever a clip is encoded again (a resumed or retried video, a re-run): libx264's
+    # macroblock tree is switched off, since in this build it gives slightly different output from the same frames
+    # at some frame widths (426 px: a few encodes in a hundred differ, under CPU load). It costs about a quarter
+    # more bytes at the same `crf` (BENCHMARKS.md); `false` keeps the smaller files.
+    repeatable: bool = True
 
 
 class AestheticConfig(Section):

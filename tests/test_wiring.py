@@ -112,3 +112,16 @@ def test_the_analysis_stage_yields_one_scene_at_a_time(testdata):
         spool.append(data)
     assert len(spool) == 3 and [spool[i] for i in (2, 0, 1)] == [b"bc", b"aaa", b""]
     spool.close()
+
+
+def test_a_scene_row_that_cannot_be_built_fails_its_video_in_one_line(testdata, monkeypatch):
+    from curate.job import analyze
+    from curate.video.sources import Source
+
+    def broken(*args):
+        raise ValueError("keyframe JPEG\nunreadable")
+
+    monkeypatch.setattr(analyze, "_keyframe", broken)
+    rows = analyze.analyze_source(Source(str(testdata / "videos" / "bikes.mp4")), load_config())
+    assert len(rows) == 1 and rows[0]["clip_id"] is None
+    assert rows[0]["video"]["status"] == "failed" and "\n" not in rows[0]["video"]["error"]

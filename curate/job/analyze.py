@@ -90,8 +90,16 @@ def iter_scene_rows(source: Source, cfg: Config) -> Iterator[dict]:
         info["error"] = one_line(e)
         yield _failed_row(info)
         return
+    yielded = 0
     try:
-        yield from _scene_rows(info, meta, result, cfg)
+        for row in _scene_rows(info, meta, result, cfg):
+            yield row
+            yielded += 1
+    except Exception as e:
+        if yielded:  # rows already went downstream: Ray retries the task, and the copies are deduplicated by id
+            raise
+        info["status"], info["error"] = "failed", one_line(e)
+        yield _failed_row(info)
     finally:
         result.samples.close()
 

@@ -121,6 +121,14 @@ def _frames_in_span(container, req: ClipRequest):
         yield frame
 
 
+def x264_options(cfg) -> dict[str, str]:
+    """libx264's options from the `encode` section (`repeatable`: the macroblock tree off, see the config)."""
+    options = {"crf": str(cfg.crf), "preset": cfg.preset, "threads": str(cfg.threads)}
+    if cfg.repeatable:
+        options["x264-params"] = "mbtree=0"
+    return options
+
+
 def _reencode_clip(container, req: ClipRequest, *, is_vfr: bool, avg_fps: float, cfg) -> EncodedClip:
     src = container.streams.video[0]
     rate, one_to_one = output_rate(avg_fps, is_vfr, cfg.max_fps, src.average_rate)
@@ -140,8 +148,7 @@ def _reencode_clip(container, req: ClipRequest, *, is_vfr: bool, avg_fps: float,
             w, h = output_size(dw, dh, cfg.max_short_side)
             stream = out.add_stream(cfg.codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.options = {"crf": str(cfg.crf), "preset": cfg.preset, "threads": str(cfg.threads)} \
-                if cfg.codec == "libx264" else {"threads": str(cfg.threads)}
+            stream.options = x264_options(cfg) if cfg.codec == "libx264" else {"threads": str(cfg.threads)}
             scaler = FrameScaler(w, h, rot)
         f = scaler.to_frame(frame)
         f.pts, f.time_base = written, Fraction(1) / rate

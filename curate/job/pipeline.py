@@ -38,6 +38,7 @@ from curate.video.sources import Source
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Step:
     """One stage of the graph with its resources: a stage instance runs as Ray tasks; a stage class runs as an
