@@ -1,7 +1,10 @@
 """The job's stages as plain callables over Arrow batches, each declaring what it reads and writes.
 
 None of them knows about Ray: `pipeline.py` wires them into Ray Data with their resources, and tests call them
-directly. A stage receives a `pyarrow.Table`, works on its rows, and returns a table of its declared schema.
+directly. A stage receives a `pyarrow.Table` and returns one (or yields several): the same rows with its
+declared `output_columns` set, or new rows (analysis: scenes from sources; write: fragment descriptions). The
+base class holds each stage to its `input_columns` and `output_columns`, and keeps only the columns the wiring
+says a later stage reads.
 """
 
 from __future__ import annotations
