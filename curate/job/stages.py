@@ -23,8 +23,6 @@ from curate.store.schema import CANDIDATES, CAPTION_FIELDS, CLIPS, SCENE_ROW, SC
 from curate.video.media import one_line
 from curate.video.sources import Source
 
-SOURCE_ROW = pa.schema([pa.field("uri", pa.string()), pa.field("source_meta", pa.string())])
-
 # What the write stage hands the driver: fragment descriptions to commit, and per-video progress.
 COMMIT_ROW = pa.schema([
     pa.field("candidates_fragments", pa.list_(pa.string())),
@@ -88,14 +86,18 @@ def with_columns(table: pa.Table, rows: list[dict], names) -> pa.Table:
     for name in names:
         if not any(name in r for r in rows):
             continue
-        field = SCENE_ROW.field(name)
-        if name in table.column_names:
-            old = table.column(name).to_pylist()
-            values = [r[name] if name in r else o for r, o in zip(rows, old)]
-            table = table.set_column(table.column_names.index(name), field, pa.array(values, field.type))
-        else:
-            table = table.append_column(field, pa.array([r.get(name) for r in rows], field.type))
+        old = table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
+        values = [r[name] if name in r else o for r, o in zip(rows, old)]
+        table = put_column(table, name, pa.array(values, SCENE_ROW.field(name).type))
     return table
+
+
+def put_column(table: pa.Table, name: str, values) -> pa.Table:
+    """`table` with its column `name` replaced by `values` (typed as in SCENE_ROW), or added when it has none."""
+    field = SCENE_ROW.field(name)
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), field, values)
+    return table.append_column(field, values)
 
 
 def scene_table(rows: list[dict], names=None) -> pa.Table:
@@ -266,13 +268,9 @@ class PolicyStage(Stage):
         keep, reasons = self.policy.decide(batch)
         scene = pc.is_valid(batch.column("clip_id"))  # a failed video's row has nothing to decide
         for name, values in zip(self.output_columns, (keep, reasons)):
-            field = SCENE_ROW.field(name)
-            old = batch.column(name) if name in batch.column_names else pa.nulls(batch.num_rows, field.type)
-            column = pc.if_else(scene, values, old)
-            if name in batch.column_names:
-                batch = batch.set_column(batch.column_names.index(name), field, column)
-            else:
-                batch = batch.append_column(field, column)
+            old = (batch.column(name) if name in batch.column_names
+                   else pa.nulls(batch.num_rows, SCENE_ROW.field(name).type))
+            batch = put_column(batch, name, pc.if_else(scene, values, old))
         return batch
 
 
