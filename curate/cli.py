@@ -112,6 +112,69 @@ def refilter(uri, config_path, profile, address, dry_run):
 
 @main.command()
 @click.argument("uri")
+@click.option("--level", "levels", multiple=True, type=click.Choice(["exact", "near", "semantic"]),
+              help="Duplicate level (repeat to union several). Default: the config's dedup.levels (exact, near).")
+@click.option("--threshold", type=float, default=None,
+              help="Distance within which two scenes are duplicates, for the one --level given (near: share of "
+                   "differing hash bits, default 0.12; semantic: cosine distance, default 0.05).")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="YAML over the defaults (dedup, policy, encode). Default: the config of the dataset's last run.")
+@click.option("-p", "--profile", type=click.Choice(PROFILES), default=None, help="Profile the config applies under.")
+@click.option("--address", default=None, help="Ray cluster for the grouping and any encoding; local if unset.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be marked and dropped.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def dedup(uri, levels, threshold, config_path, profile, address, dry_run, as_json):
+    """Group duplicate scenes across the whole dataset at URI and keep the best of each group.
+
+    Exact (the same decoded frames), near (perceptual hashes: re-encodes, rescales, crops, bars, watermarks)
+    and semantic (CLIP embeddings) duplicates, all from the stored signatures: nothing is decoded again. The
+    others of a group get `duplicate_of` and the drop reason `duplicate`; their clips are removed and every
+    table gets a new tagged version (`curate diff` shows it).
+    """
+    from curate.job.dedup import dedup as run_dedup
+
+    try:
+        summary = run_dedup(uri, config=config_path, profile=profile, levels=levels or None, threshold=threshold,
+                            address=address, dry_run=dry_run)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        _fail(str(e), 1 if isinstance(e, FileNotFoundError) else 2)
+    click.echo(json.dumps(summary.to_dict(), indent=2, default=str) if as_json else summary.format())
+
+
+@main.command()
+@click.argument("uri")
+@click.option("--text", default=None, help="Scenes that match this text (CLIP's text tower).")
+@click.option("--like", default=None, metavar="CLIP_ID", help="Scenes that look like this stored scene.")
+@click.option("--image", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Scenes that look like this image file.")
+@click.option("-k", "k", type=click.IntRange(1), default=20, show_default=True, help="How many hits.")
+@click.option("--where", default=None, help="SQL filter over candidates columns, e.g. \"keep AND aesthetic > 5\".")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Config naming the CLIP model (default: the dataset's last run's).")
+@click.option("-p", "--profile", type=click.Choice(PROFILES), default=None, help="Profile the config applies under.")
+@click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
+def search(uri, text, like, image, k, where, config_path, profile, as_json):
+    """Nearest scenes of the dataset at URI to a text, a scene or an image, through a Lance vector index on the
+    CLIP embeddings (built on first use, kept up to date by `curate dedup`)."""
+    from curate.explore.search import dataset_settings, format_hits
+    from curate.explore.search import search as run_search
+    from curate.store.lance_store import LanceStore
+
+    try:
+        cfg = dataset_settings(uri, config_path, profile)
+        store = LanceStore(uri, cfg.storage_options or None)
+        if store.open("candidates") is None:
+            raise FileNotFoundError(f"no curated dataset at {uri}")
+        hits = run_search(store, cfg, text=text, like=like, image=image, k=k, where=where)
+    except FileNotFoundError as e:
+        _fail(str(e), 1)
+    except (ConfigError, ValueError, KeyError, MissingExtra) as e:
+        _fail(str(e).strip("'\""))
+    click.echo(json.dumps(hits.to_pylist(), indent=2, default=str) if as_json else format_hits(hits))
+
+
+@main.command()
+@click.argument("uri")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def versions(uri, as_json):
     """Every table's versions with their time, row count and tags (run ids are tags `run-<id>`)."""

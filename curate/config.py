@@ -229,6 +229,7 @@ class ScoringConfig(Section):
     ocr: OcrConfig = Field(default_factory=OcrConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     max_samples: int = Field(12, ge=3, le=256)
+    dedup_hashes: bool = True  # a perceptual hash of every sample, for `curate dedup --level near`
 
 
 class VLLMEngineConfig(Section):
@@ -315,6 +316,7 @@ class PolicyConfig(Section):
     max_bright_fraction: Share = 0.9
     max_blank_fraction: Share = 0.5
     max_frozen_fraction: Share = None
+    drop_duplicates: bool = True  # drop the scenes `curate dedup` marked as another's duplicate (`duplicate_of`)
     score_only: bool = False  # keep everything, still record every reason that would apply
 
     @field_validator("max_clip_s")
@@ -323,6 +325,31 @@ class PolicyConfig(Section):
         if "min_clip_s" in info.data and not value > info.data["min_clip_s"]:
             raise ValueError("must be > min_clip_s")
         return value
+
+
+DedupLevel = Literal["exact", "near", "semantic"]
+RANKABLE = ("aesthetic", "sharpness", "duration_s", "motion", "num_frames")
+
+
+class DedupConfig(Section):
+    """Duplicate groups across the whole dataset (`curate dedup`, and the end of `curate run` with `on_run`).
+
+    `levels` are unioned: exact (the same decoded frames), near (perceptual hashes of every sample, distance
+    as a share of differing bits; see filters/dedup.py for what was measured), semantic (cosine distance of CLIP
+    embeddings; off by default: it needs real CLIP weights to mean anything). Each group keeps one scene: the
+    first by, in order, passing every other policy rule, then `rank_by` (higher is better), then clip_id; the
+    others get `duplicate_of` and, with `policy.drop_duplicates`, the drop reason `duplicate`. Scenes are split
+    into k-means partitions of about `partition_rows` (each a Ray task; memory bounded by that size) and
+    compared within their `probes` nearest partitions, as SemDeDup does.
+    """
+
+    on_run: bool = False
+    levels: list[DedupLevel] = Field(default_factory=lambda: ["exact", "near"], min_length=1)
+    near_threshold: float = Field(0.12, ge=0, le=1)
+    semantic_threshold: float = Field(0.05, ge=0, le=2)
+    rank_by: list[Literal[RANKABLE]] = Field(default_factory=lambda: ["aesthetic", "sharpness", "duration_s"])
+    partition_rows: int = Field(4096, ge=2)
+    probes: int = Field(2, ge=1, le=8)
 
 
 class Config(Section):
@@ -335,6 +362,7 @@ class Config(Section):
     encode: EncodeConfig = Field(default_factory=EncodeConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
     caption: CaptionConfig = Field(default_factory=CaptionConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     # The driver commits written fragments at most this often (and always at the end): a crash loses at most
@@ -445,6 +473,26 @@ def resolve_config(config: Config | str | Path | None, profile: str | None = Non
     if not isinstance(config, Config):
         return load_config(config, profile=profile)
     return apply_profile(config.model_copy(deep=True), profile).check()
+
+
+def config_for_dataset(run_yaml: str | None, profile: str | None = None) -> Config:
+    """The config a command over an existing dataset works with when it is given none: the one its latest run
+    recorded (`run_yaml`: so that its thresholds and models stay as they were), else the defaults. Storage
+    options are never taken from the record: their secrets were redacted there.
+
+    Raises:
+        ConfigError: the recorded config no longer validates (pass a config file instead).
+    """
+    if not run_yaml:
+        return resolve_config(None, profile)
+    data = yaml.safe_load(run_yaml) or {}
+    data.pop("storage_options", None)
+    if profile is not None:
+        data["profile"] = profile
+    try:
+        return config_from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"the dataset's recorded config no longer validates ({e}); pass -c FILE") from None
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -178,6 +178,16 @@ class AestheticScorer:
             emb = self.model.encode_image(batch).float()
         return torch.nn.functional.normalize(emb, dim=-1).cpu().numpy()
 
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised text embeddings (N, D) from the same CLIP's text tower (for text search)."""
+        import open_clip
+
+        name = TINY_MODEL if self.spec.tiny else self.spec.clip_model
+        tokens = open_clip.get_tokenizer(name)(texts).to(self.device)
+        with torch.inference_mode():
+            emb = self.model.encode_text(tokens).float()
+        return torch.nn.functional.normalize(emb, dim=-1).cpu().numpy()
+
     def score_embeddings(self, emb: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return self.head(torch.from_numpy(emb).to(self.device)).float().cpu().numpy()[:, 0]

@@ -28,7 +28,9 @@ RULES = [
     ("blank_fraction", "max", "max_blank_fraction", "blank"),
     ("frozen_fraction", "max", "max_frozen_fraction", "frozen"),
 ]
-REASONS = [r[3] for r in RULES]
+# Not a threshold: `curate dedup` marks every scene of a duplicate group but its best one with `duplicate_of`.
+DUPLICATE = ("duplicate_of", "drop_duplicates", "duplicate")
+REASONS = [r[3] for r in RULES] + [DUPLICATE[2]]
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,11 @@ class KeepPolicy:
     max_bright_fraction: float | None = None
     max_blank_fraction: float | None = None
     max_frozen_fraction: float | None = None
+    drop_duplicates: bool = False
     score_only: bool = False  # keep everything, still listing the reasons that would have dropped it
 
     #: Columns read and written, for the job wiring.
-    inputs = tuple(dict.fromkeys(r[0] for r in RULES))
+    inputs = (*dict.fromkeys(r[0] for r in RULES), DUPLICATE[0])
     outputs = ("keep", "drop_reasons")
 
     @classmethod
@@ -87,7 +90,9 @@ class KeepPolicy:
         import pyarrow.compute as pc
 
         n = table.num_rows
-        fails = np.zeros((n, len(RULES)), bool)
+        fails = np.zeros((n, len(REASONS)), bool)
+        if self.drop_duplicates and DUPLICATE[0] in table.column_names:
+            fails[:, -1] = pc.is_valid(table.column(DUPLICATE[0])).to_numpy(zero_copy_only=False)
         for j, (column, kind, threshold_field, _) in enumerate(RULES):
             threshold = getattr(self, threshold_field)
             absent = column not in table.column_names or pa.types.is_null(table.schema.field(column).type)
@@ -95,7 +100,7 @@ class KeepPolicy:
                 continue
             compare = pc.less if kind == "min" else pc.greater
             fails[:, j] = pc.fill_null(compare(table.column(column), threshold), False).to_numpy(zero_copy_only=False)
-        rows, rules = np.nonzero(fails)  # row-major: each row's reasons in RULES order
+        rows, rules = np.nonzero(fails)  # row-major: each row's reasons in REASONS order
         offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(np.int32)
         reasons = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.asarray(REASONS, object)[rules], pa.string()))
         keep = pa.array(np.ones(n, bool) if self.score_only else ~fails.any(axis=1))

@@ -60,6 +60,18 @@ def content_box(grays: list[np.ndarray]) -> list[float]:
     return [left / w, top / h, (w - right) / w, (h - bottom) / h]
 
 
+def crop_to_box(image: np.ndarray, box) -> np.ndarray:
+    """The part of `image` inside `box` ([x0, y0, x1, y1] fractions, as `content_box` gives): the picture
+    without its bars. The whole image when `box` is None or leaves less than 8 pixels a side."""
+    if not box:
+        return image
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (int(round(v * size)) for v, size in zip(box, (w, h, w, h)))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return image
+    return image[y0:y1, x0:x1]
+
+
 def _run(flags: np.ndarray) -> int:
     """Length of the run of True at the start."""
     idx = np.flatnonzero(~flags)

@@ -19,7 +19,8 @@ MAY_IMPORT = [
     ("curate.config", ("curate.common",)),
     ("curate.store", ("curate.common",)),
     ("curate.video", ("curate.common", "curate.config")),
-    ("curate.explore", ("curate.common", "curate.config", "curate.store", "curate.video", "filters.policy")),
+    ("curate.explore", ("curate.common", "curate.config", "curate.store", "curate.video", "filters.policy",
+                        "filters.aesthetic")),
     ("curate.job", ("curate", "filters", "captioner")),
     ("curate", ("curate",)),  # cli, api, __init__, __main__: the job only through curate.job
     ("filters", ("curate.common", "curate.store.schema", "curate.video")),

@@ -39,9 +39,20 @@ def test_each_threshold_gives_its_reason(change, reason):
 
 
 def test_every_reason_is_tested_and_all_apply_together():
-    assert len(REASONS) == len(set(REASONS)) == len(RULES) == 15
+    assert len(REASONS) == len(set(REASONS)) == len(RULES) + 1 == 16  # the thresholds' and "duplicate"
     [row] = STRICT([{**GOOD, "duration_s": 0.5, "aesthetic": 1.0, "watermark_prob": 1.0}])
     assert row["drop_reasons"] == ["too_short", "low_aesthetic", "watermark"]
+
+
+def test_a_marked_duplicate_is_dropped_only_when_the_policy_says_so():
+    marked = {**GOOD, "duplicate_of": "other-clip"}
+    [row] = KeepPolicy(drop_duplicates=True, max_nsfw=0.6)([dict(marked, nsfw_score=0.9)])
+    assert row["keep"] is False and row["drop_reasons"] == ["nsfw", "duplicate"]
+    [row] = KeepPolicy(drop_duplicates=True)([{**GOOD, "duplicate_of": None}])
+    assert row["keep"] is True
+    [row] = KeepPolicy(drop_duplicates=False)([dict(marked)])
+    assert row["keep"] is True
+    assert KeepPolicy.from_config(Config().policy).drop_duplicates is True
 
 
 def test_missing_scores_decide_nothing_and_score_only_keeps_all():

@@ -10,6 +10,7 @@ samples. What stays in memory is a few numbers per frame (timestamps) and the de
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,15 @@ from curate.video.media import (
 )
 from curate.video.scenes import make_detector, make_spans
 from curate.video.sources import Source, open_binary, read_ends
+
+DIGEST_BYTES = 8
+
+
+def content_hash(res: PassResult, start: int, end: int) -> str:
+    """The exact-duplicate key of frames [start, end): equal for the same decoded pictures whatever the
+    container, file name or timestamps (a remux), different as soon as one frame differs."""
+    return hashlib.blake2b(bytes(res.frame_digests[start * DIGEST_BYTES:end * DIGEST_BYTES]),
+                           digest_size=16).hexdigest()
 
 
 class SampleSpool:
@@ -73,6 +83,8 @@ class PassResult:
     rotation: int = 0
     sample_frames: list[int] = field(default_factory=list)  # frame index of each sample
     samples: SampleSpool = field(default_factory=SampleSpool)  # JPEG, upright, at most samples.max_side
+    # 8 bytes per frame: a digest of the frame as the cut detector saw it, for the scenes' `content_hash`.
+    frame_digests: bytearray = field(default_factory=bytearray)
     stats: DecodeStats = field(default_factory=DecodeStats)
 
 
@@ -166,7 +178,9 @@ def _decode_into(res: PassResult, container, stream, detector, meta: Probe, cfg:
         index = res.num_frames
         res.frame_times.append(t)
         res.frame_pts.append(pts)
-        detector.push(index, detect_scaler(frame))
+        small = detect_scaler(frame)
+        detector.push(index, small)
+        res.frame_digests += hashlib.blake2b(small.tobytes(), digest_size=DIGEST_BYTES).digest()
         if t >= next_sample_t - 1e-6:
             res.sample_frames.append(index)
             res.samples.append(encode_jpeg(sample_scaler(frame), cfg.samples.jpeg_quality))
@@ -269,6 +283,7 @@ def _scene_rows(info: dict, meta: Probe, res: PassResult, cfg: Config) -> Iterat
             "start_pts": res.frame_pts[span.start],
             "end_pts": res.frame_pts[span.end] if span.end < res.num_frames else None,
             "scene_index": k,
+            "content_hash": content_hash(res, span.start, span.end),
             "keyframes": [_keyframe(res.samples[i], cfg.samples.keyframe_max_side, cfg.samples.jpeg_quality)
                           for i in keys],
             "keyframe_times": [times[res.sample_frames[i]] for i in keys],

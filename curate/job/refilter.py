@@ -22,8 +22,8 @@ import pyarrow.compute as pc
 from curate.config import Config, resolve_config
 from curate.store.lance_store import LanceStore, sql_in
 
-# Candidate columns that refilter reads (everything but the keyframe JPEGs).
-_SKIP = {"keyframes"}
+# Candidate columns that refilter reads (everything but the keyframe JPEGs and the sample hashes).
+_SKIP = {"keyframes", "sample_hashes"}
 BATCH_ROWS = 65536  # candidates decided at a time: memory bounded by this, not by the dataset
 _DECISION = pa.schema([pa.field("clip_id", pa.string()), pa.field("keep", pa.bool_()),
                        pa.field("drop_reasons", pa.list_(pa.string()))])
@@ -60,14 +60,16 @@ class RefilterSummary:
 
 
 def refilter(uri: str, *, config: Config | str | None = None, profile: str | None = None,
-             address: str | None = None, dry_run: bool = False) -> RefilterSummary:
+             address: str | None = None, dry_run: bool = False, label: str | None = None) -> RefilterSummary:
     """Applies the config's `policy` to the stored scores of the dataset at `uri` (see module docstring).
+
+    `label` is what the `runs` row records as its input (default `refilter URI`; dedup passes its own).
 
     Raises:
         FileNotFoundError: no curated dataset at `uri`.
         ConfigError: a bad config field.
     """
-    from curate.job.run import new_run_id, package_version
+    from curate.job.summary import new_run_id, package_version
     from filters.policy import KeepPolicy
 
     started, started_at = time.monotonic(), datetime.now(timezone.utc)
@@ -106,7 +108,7 @@ def refilter(uri: str, *, config: Config | str | None = None, profile: str | Non
     store.upsert_rows("runs", [{
         "run_id": summary.run_id, "started_at": started_at, "finished_at": datetime.now(timezone.utc),
         "status": "completed", "package_version": package_version(), "config_hash": cfg.digest(),
-        "config_yaml": cfg.to_yaml(redact=True), "model_profile": cfg.profile, "inputs": [f"refilter {uri}"],
+        "config_yaml": cfg.to_yaml(redact=True), "model_profile": cfg.profile, "inputs": [label or f"refilter {uri}"],
         "scenes": summary.candidates, "kept": summary.kept, "wall_s": summary.wall_s,
     }], key="run_id")
     store.optimize()

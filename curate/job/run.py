@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import secrets
 import sys
 import threading
 import time
@@ -16,24 +15,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from curate.config import Config, resolve_config
-from curate.job.summary import RunSummary
+from curate.job.summary import RunSummary, new_run_id, package_version
 from curate.store.lance_store import LanceStore
 from curate.video.sources import expand_inputs
 
 log = logging.getLogger(__name__)
-
-
-def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("vidcurate")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | None = None,
@@ -113,6 +99,10 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
         record.finish(status)
         store.optimize()  # this run's small fragments compacted, the id indexes brought up to date
         summary.versions = store.tag_all(summary.tag)
+    if cfg.dedup.on_run:  # the whole dataset: this run's reposts of earlier runs' videos are caught too
+        from curate.job.dedup import dedup
+
+        summary.dedup = dedup(output, config=cfg, address=address).to_dict()
     return summary
 
 

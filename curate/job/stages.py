@@ -154,7 +154,7 @@ class ScoreStage(Stage):
 
     name = "score"
     input_columns = ("clip_id", "samples", "sample_times", "keyframes")
-    output_columns = tuple(f.name for f in SCORE_FIELDS if not f.name.startswith("aesthetic"))
+    output_columns = (*(f.name for f in SCORE_FIELDS if not f.name.startswith("aesthetic")), "sample_hashes")
 
     def __init__(self, cfg: Config):
         from filters.ocr import OcrSettings
@@ -195,6 +195,8 @@ class ScoreStage(Stage):
             scorers.append(("motion", lambda f, r: _motion(f, r.get("sample_times") or [], sc.max_samples)))
         if sc.watermark:
             scorers.append(("overlay", lambda f, r: OverlayDetector()(spread(f, sc.max_samples))))
+        if sc.dedup_hashes:  # after quality: inside its content box
+            scorers.append(("dedup", lambda f, r: {"sample_hashes": _sample_hashes(f, r.get("content_box"))}))
         if self.ocr is not None:
             scorers.append(("ocr", lambda f, r: TextScorer(self.ocr)(f)))
         if self.safety is not None:
@@ -210,6 +212,19 @@ class ScoreStage(Stage):
         return rows
 
 
+def _sample_hashes(frames: LazyFrames, box: list[float] | None) -> list[bytes]:
+    """Every sample's perceptual hash (filters/dedup.py), inside the letterbox bars."""
+    from filters.dedup import sample_hashes
+    from filters.quality import content_box
+
+    picture = [frames[i] for i in range(len(frames))]
+    if box is None and picture:
+        import cv2
+
+        box = content_box([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in picture])
+    return sample_hashes(picture, box)
+
+
 def _motion(frames: LazyFrames, times: list[float], max_pairs: int) -> dict:
     """Motion over at most `max_pairs` pairs of consecutive samples spread over the scene."""
     from filters.motion import motion_scores
@@ -221,11 +236,12 @@ def _motion(frames: LazyFrames, times: list[float], max_pairs: int) -> dict:
 
 
 class AestheticStage(Stage):
-    """CLIP embedding and aesthetic score per scene from its keyframes. A model stage: Ray runs it as an actor
+    """CLIP embedding and aesthetic score per scene from its keyframes, inside their letterbox bars (the score
+    stage's `content_box`). A model stage: Ray runs it as an actor
     pool and the model loads once per actor, here in the constructor."""
 
     name = "aesthetic"
-    input_columns = ("clip_id", "keyframes")
+    input_columns = ("clip_id", "keyframes", "content_box")
     output_columns = ("aesthetic", "clip_embedding", "aesthetic_model")
 
     def __init__(self, cfg: Config, device: str | None = None, keep_columns: tuple[str, ...] | None = None):
@@ -242,8 +258,11 @@ class AestheticStage(Stage):
         from curate.job.analyze import decode_jpeg
 
         scored = [r for r in rows if r.get("clip_id") is not None]
-        clips = [[Image.fromarray(cv2.cvtColor(decode_jpeg(k), cv2.COLOR_BGR2RGB)) for k in r.get("keyframes") or []]
-                 for r in scored]
+        from filters.quality import crop_to_box
+
+        # inside the letterbox bars: black bars are no part of the picture, to its aesthetic or its embedding
+        clips = [[Image.fromarray(cv2.cvtColor(crop_to_box(decode_jpeg(k), r.get("content_box")), cv2.COLOR_BGR2RGB))
+                  for k in r.get("keyframes") or []] for r in scored]
         scores, embeddings = self.scorer(clips) if clips else ([], [])
         for row, score, emb in zip(scored, scores, embeddings):
             row.update(aesthetic=score, clip_embedding=emb, aesthetic_model=self.scorer.spec.name)

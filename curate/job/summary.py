@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+
+def new_run_id() -> str:
+    """A run's id: its UTC start time (ids sort by age) and a random suffix (two runs may start together)."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vidcurate")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 @dataclass
@@ -27,6 +43,7 @@ class RunSummary:
     caption_gen_s: float = 0.0  # time inside the caption backend, summed over actors
     partial_videos_redone: int = 0
     versions: dict[str, int] = field(default_factory=dict)
+    dedup: dict | None = None  # curate.job.dedup.DedupSummary, when `dedup.on_run`
     failures: list[tuple[str, str]] = field(default_factory=list)  # (uri, error)
 
     @property
@@ -58,6 +75,11 @@ class RunSummary:
         if self.versions:
             lines.append("  versions: " + ", ".join(f"{k}=v{v}" for k, v in self.versions.items())
                          + f" (tag {self.tag})")
+        if self.dedup:
+            d, applied = self.dedup, self.dedup.get("refilter") or {}
+            lines.append(f"  dedup: {d['duplicates']} duplicates in {d['groups']} groups, "
+                         f"{applied.get('newly_dropped', 0)} clips dropped as duplicates "
+                         f"(tag run-{applied.get('run_id')})")
         for uri, err in self.failures[:20]:
             lines.append(f"  failed: {uri}: {err}")
         if len(self.failures) > 20:

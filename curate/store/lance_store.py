@@ -90,12 +90,26 @@ class LanceStore:
         creating the same table at the same moment is fine: its table is the same."""
         for name, schema in TABLES.items():
             if self.exists(name):
+                self._add_missing_columns(name, schema)
                 continue
             try:
                 lance.write_dataset(schema.empty_table(), self.table_uri(name), schema=schema, mode="create",
                                     storage_options=self.storage_options)
             except (OSError, ValueError):
                 if not self.exists(name):
+                    raise
+
+    def _add_missing_columns(self, name: str, schema: pa.Schema) -> None:
+        """Columns a newer version of the schema added (dedup's, for example) join an older table as nulls:
+        a metadata-only commit, no data rewritten. A concurrent run adding them first is fine."""
+        have = set(self.open(name).schema.names)
+        missing = [f for f in schema if f.name not in have]
+        if missing:
+            try:
+                self.open(name).add_columns(missing)
+                log.info("%s: added columns %s", name, ", ".join(f.name for f in missing))
+            except (OSError, ValueError, RuntimeError):
+                if set(schema.names) - set(self.open(name).schema.names):
                     raise
 
     # Worker side -------------------------------------------------------------------------------------------
@@ -177,6 +191,15 @@ class LanceStore:
         final = ("ok",) if retry_failed else ("ok", "failed")
         t = ds.to_table(columns=["uri"], filter=f"status IN ({', '.join(repr(s) for s in final)})")
         return set(t.column("uri").to_pylist())
+
+    def latest_run_config(self) -> str | None:
+        """The config YAML the latest completed run recorded (None for a dataset with none)."""
+        ds = self.open("runs")
+        if ds is None:
+            return None
+        done = [r for r in ds.to_table(columns=["config_yaml", "finished_at"], filter="status = 'completed'")
+                .to_pylist() if r["config_yaml"] and r["finished_at"] is not None]
+        return max(done, key=lambda r: r["finished_at"])["config_yaml"] if done else None
 
     def live_runs(self, *, lease_s: float) -> set[str]:
         """Runs still at work: status `running` and a heartbeat younger than `lease_s`."""

@@ -72,6 +72,16 @@ VIDEO_INFO = pa.struct([
     pa.field("num_scenes", pa.int32()),
 ])
 
+# What `curate dedup` groups by (filters/dedup.py) and what it decides. The analysis and score stages fill the
+# signatures; `dup_group` (the id of the group's kept scene) and `duplicate_of` (the same, on the others only)
+# stay null until a dedup runs.
+DEDUP_FIELDS = [
+    pa.field("content_hash", pa.string()),  # digest of every decoded frame: exact duplicates
+    pa.field("sample_hashes", pa.list_(pa.binary())),  # 16-byte perceptual hash per sample: near duplicates
+    pa.field("dup_group", pa.string()),
+    pa.field("duplicate_of", pa.string()),
+]
+
 SPAN_FIELDS = [
     pa.field("clip_id", pa.string()),
     pa.field("video_id", pa.string()),
@@ -111,6 +121,7 @@ SCENE_ROW = pa.schema([
     pa.field("sample_times", pa.list_(pa.float64())),
     *SCORE_FIELDS,
     pa.field("clip_embedding", pa.list_(pa.float32())),
+    *DEDUP_FIELDS,
     pa.field("keep", pa.bool_()),
     pa.field("drop_reasons", pa.list_(pa.string())),
     # Filled by the encode stage for kept scenes.
@@ -154,6 +165,7 @@ CANDIDATES = pa.schema([
     pa.field("keyframe_times", pa.list_(pa.float64())),
     *SCORE_FIELDS,
     pa.field("clip_embedding", pa.list_(pa.float32())),
+    *DEDUP_FIELDS,
     pa.field("keep", pa.bool_()),
     pa.field("drop_reasons", pa.list_(pa.string())),
     *RUN_FIELDS,
