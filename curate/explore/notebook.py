@@ -9,6 +9,8 @@
     ds.preview_by_reason(n=4)                              # kept and dropped, a row per drop reason
     ds.captions()                                          # caption browser
     ds.what_if(min_motion=0.01)                            # newly kept/dropped under other thresholds
+    ds.duplicates(n=8)                                     # duplicate groups (curate dedup), kept scene first
+    ds.search(text="a red car at night", k=12)             # nearest scenes through the vector index (pandas)
 """
 
 from __future__ import annotations
@@ -219,6 +221,33 @@ class Dataset:
             groups.append((f"{reason} ({count} scene{'s' * (count != 1)})", rows))
         return Preview([(title, self._tiles(t.to_pylist(), animated=animated, frames=frames))
                         for title, t in groups])
+
+    def duplicate_groups(self) -> dict[str, int]:
+        """dup_group (the kept scene's clip_id) -> members, largest first, from the last `curate dedup`."""
+        if "dup_group" not in self._ds("candidates").schema.names:  # a dataset from before dedup
+            return {}
+        marks = self.table("candidates", columns=["dup_group"], filter="dup_group IS NOT NULL").column("dup_group")
+        return dict(Counter(marks.to_pylist()).most_common())
+
+    def duplicates(self, *, n: int = 8, members: int = 6, animated: bool = False) -> Preview:
+        """Up to `n` duplicate groups (largest first), a row each: the kept scene first, then up to `members`
+        of the others, each labelled with its drop reasons."""
+        rows = []
+        for gid, count in list(self.duplicate_groups().items())[:n]:
+            scenes = self.table("candidates", columns=_PREVIEW_COLUMNS + ["duplicate_of"],
+                                filter=f"dup_group = {gid!r}").to_pylist()
+            scenes.sort(key=lambda r: (r["duplicate_of"] is not None, r["clip_id"]))
+            rows.append((f"group of {count}: kept {gid[:8]}", self._tiles(scenes[:members + 1], animated=animated)))
+        return Preview(rows or [("no duplicate groups (run `curate dedup`)", [])])
+
+    def search(self, *, text: str | None = None, like: str | None = None, image=None, k: int = 20,
+               where: str | None = None, config=None, profile: str | None = None):
+        """The `k` scenes nearest a text, a scene (`like`: a clip_id) or an image file, as pandas (see
+        curate/explore/search.py). Searches the latest embeddings whatever version this handle reads."""
+        from curate.explore.search import dataset_settings, search
+
+        cfg = dataset_settings(self.store.uri, config, profile)
+        return search(self.store, cfg, text=text, like=like, image=image, k=k, where=where).to_pandas()
 
     def captions(self, *, filter: str | None = None, n: int = 20, animated: bool = False) -> Captions:
         """Caption browser: up to `n` captioned clips (`filter` is SQL over clips) with a preview of each."""

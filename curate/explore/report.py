@@ -2,7 +2,8 @@
 
 Sections (their element ids are stable, tests and links rely on them): `summary` (runs, table versions, config),
 `funnel`, `histograms` (every thresholded score, kept and dropped, the run's thresholds drawn on), `drop-reasons`,
-`samples` (animated previews of kept clips and of dropped scenes per reason) and `captions`. Images are inline
+`samples` (animated previews of kept clips and of dropped scenes per reason), `duplicates` (the largest duplicate
+groups of the last `curate dedup`, kept scene first) and `captions`. Images are inline
 data URIs and the CSS is inline: the file opens anywhere, offline, and can be attached to a ticket as it is.
 No JavaScript. Every piece of text from the dataset is escaped.
 """
@@ -20,7 +21,8 @@ from curate.explore.visuals import histograms_plot
 from filters.policy import RULES
 
 SECTIONS = {"summary": "Run summary", "funnel": "Funnel", "histograms": "Score histograms",
-            "drop-reasons": "Drop reasons", "samples": "Sample clips per reason", "captions": "Captions"}
+            "drop-reasons": "Drop reasons", "samples": "Sample clips per reason", "duplicates": "Duplicate groups",
+            "captions": "Captions"}
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1280px;padding:0 16px 40px;color:#222}
@@ -106,6 +108,16 @@ def _histograms(ds: Dataset) -> str:
             + f"<div>{figures}</div>")
 
 
+def _duplicates(ds: Dataset, samples: int) -> str:
+    groups = ds.duplicate_groups()
+    if not groups:
+        return '<p class="empty">no duplicate groups (run <code>curate dedup</code>)</p>'
+    members = sum(groups.values())
+    head = (f"<p>{len(groups)} groups, {members} scenes, {members - len(groups)} marked duplicate_of the kept one"
+            f" (largest: {max(groups.values())})</p>")
+    return head + (ds.duplicates(n=max(samples, 1) * 2, members=samples or 3)._repr_html_())
+
+
 def build_report(uri: str, *, version: str | int | None = None, samples: int = 4,
                  storage_options: dict | None = None) -> str:
     """The report's HTML for the dataset at `uri`, at `version` (a tag or clips.lance number; None: latest).
@@ -126,6 +138,7 @@ def build_report(uri: str, *, version: str | int | None = None, samples: int = 4
                          if reasons else '<p class="empty">no scene was dropped</p>'),
         "samples": (ds.preview_by_reason(n=samples, animated=True)._repr_html_() if samples > 0
                     else '<p class="empty">no previews asked for (--samples 0)</p>'),
+        "duplicates": _duplicates(ds, samples),
         "captions": ds.captions(n=50)._repr_html_(),
     }
     nav = "".join(f'<a href="#{k}">{html.escape(v)}</a>' for k, v in SECTIONS.items())
