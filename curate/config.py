@@ -348,7 +348,7 @@ class DedupConfig(Section):
     near_threshold: float = Field(0.12, ge=0, le=1)
     semantic_threshold: float = Field(0.05, ge=0, le=2)
     rank_by: list[Literal[RANKABLE]] = Field(default_factory=lambda: ["aesthetic", "sharpness", "duration_s"])
-    partition_rows: int = Field(4096, ge=2)
+    partition_rows: int = Field(1024, ge=2)
     probes: int = Field(2, ge=1, le=8)
 
 

@@ -140,13 +140,50 @@ def test_the_exact_level_finds_the_remux_and_nothing_else(deduped):
                   for p in pairs) == [True] * 6
 
 
+def test_partitions_find_the_groups_one_partition_finds(deduped):
+    """k-means partitions of ~8 scenes (a Ray task each, two probes a scene): the same near groups as comparing
+    every scene with every other."""
+    out = str(deduped[0])
+    whole = curate.dedup(out, levels=["near"], dry_run=True)
+    split = curate.dedup(out, config=load_config(profile="tiny", overrides={"dedup": {"partition_rows": 8}}),
+                         levels=["near"], dry_run=True)
+    assert whole.partitions == {"near": 1} and split.partitions["near"] >= 8
+    assert (split.groups, split.duplicates) == (whole.groups, whole.duplicates) and whole.marks_changed == 0
+
+
+def test_the_semantic_level_pairs_each_repost_with_its_original(deduped):
+    """Under `tiny` the CLIP is random, so the semantic level is off by default (a random CLIP also embeds two
+    lab benches alike); still, a picture and its copies embed alike, and the level's pairs are the stored
+    embeddings' cosine distances, found through the k-means partitions."""
+    from curate.job.dedup import DedupSummary, _pairs
+    from curate.store.lance_store import LanceStore
+
+    out = deduped[0]
+    config = load_config(profile="tiny", overrides={"dedup": {"partition_rows": 16}})
+    summary = DedupSummary(str(out), [], {})
+    pairs = _pairs(LanceStore(str(out)), "semantic", 0.005, config, summary, None).to_pylist()
+    assert summary.partitions["semantic"] >= 4 and summary.signed["semantic"] == len(scenes(out))
+    table = lance.dataset(str(out / "candidates.lance")).to_table(columns=["clip_id", "clip_embedding"])
+    emb = {c: np.asarray(e) for c, e in zip(table.column("clip_id").to_pylist(),
+                                           table.column("clip_embedding").to_pylist())}
+    for p in pairs[:20]:
+        a, b = emb[p["a"]], emb[p["b"]]
+        assert abs(p["distance"] - (1 - a @ b / np.linalg.norm(a) / np.linalg.norm(b))) < 1e-4
+    paired = {frozenset((p["a"], p["b"])) for p in pairs}
+    rows = scenes(out)
+    original = {r["scene_index"]: r["clip_id"] for r in rows if r["file"] == "bikes.mp4"}
+    reposts = [r for r in rows if r["file"].startswith("bikes__") and r["duration_s"] > 1]
+    assert reposts and all(frozenset((r["clip_id"], original[r["scene_index"]])) in paired for r in reposts)
+
+
 def test_diff_says_why_the_reposts_went(deduped):
     from curate.store.lance_store import LanceStore
     from curate.store.versions import diff
 
     out, run1, dedup1, _ = deduped
     text = diff(LanceStore(str(out)), run1.tag, f"run-{dedup1.refilter['run_id']}").format()
-    assert "duplicate" in text and f"-{dedup1.refilter['newly_dropped']} clips" in text
+    assert f"-{dedup1.refilter['newly_dropped']} clips" in text
+    assert text.count("duplicate of ") == dedup1.refilter["newly_dropped"]
 
 
 def test_like_returns_a_scenes_duplicates_first(deduped):
@@ -301,6 +338,8 @@ def test_the_notebook_and_the_report_show_the_groups(deduped, tmp_path):
     assert [len(tiles) for _, tiles in preview.groups] == [4, 4]
     assert all("duplicate" not in tiles[0].label and all("duplicate" in t.label for t in tiles[1:])
                for _, tiles in preview.groups)  # the kept scene first
+    same = ds.what_if()  # the dataset's own policy again: duplicates stay dropped
+    assert same.newly_kept == [] and same.newly_dropped == [] and same.reasons_after["duplicate"] > 0
     probe = next(iter(sizes))
     hits = ds.search(like=probe, k=3)
     assert len(hits) == 3 and probe not in set(hits["clip_id"])

@@ -18,7 +18,7 @@ import numpy as np
 
 from curate.explore.notebook import Dataset
 from curate.explore.visuals import histograms_plot
-from filters.policy import RULES
+from filters.policy import DUPLICATE, RULES
 
 SECTIONS = {"summary": "Run summary", "funnel": "Funnel", "histograms": "Score histograms",
             "drop-reasons": "Drop reasons", "samples": "Sample clips per reason", "duplicates": "Duplicate groups",
@@ -103,6 +103,9 @@ def _histograms(ds: Dataset) -> str:
         f"</figure>" for c in scores)
     rows = [[field, column, f"{kind} {getattr(policy, field)}", reason] for column, kind, field, reason in RULES
             if getattr(policy, field) is not None]
+    if policy.drop_duplicates:
+        column, field, reason = DUPLICATE
+        rows.append([field, column, "set (curate dedup)", reason])
     note = " (score_only: nothing is dropped, reasons are recorded)" if policy.score_only else ""
     return (f"<p>Thresholds in force{html.escape(note)}:</p>" + _table(["threshold", "score", "rule", "reason"], rows)
             + f"<div>{figures}</div>")

@@ -93,10 +93,16 @@ def dedup(uri: str, *, config: Config | str | None = None, profile: str | None =
     started = time.monotonic()
     cfg = dataset_settings(uri, config, profile)
     levels = list(dict.fromkeys(levels or cfg.dedup.levels))
+    unknown = [lv for lv in levels if lv not in LEVEL_COLUMN]
+    if unknown:
+        raise ValueError(f"unknown dedup level {unknown[0]!r} (exact, near, semantic)")
     thresholds = {"near": cfg.dedup.near_threshold, "semantic": cfg.dedup.semantic_threshold, "exact": 0.0}
     if threshold is not None:
         if len(levels) != 1 or levels[0] == "exact":
             raise ValueError("--threshold needs exactly one level, near or semantic (exact has none)")
+        if not 0 <= threshold <= (1 if levels[0] == "near" else 2):
+            raise ValueError(f"--threshold {threshold}: a {levels[0]} distance lies in [0, "
+                             f"{1 if levels[0] == 'near' else 2}]")
         thresholds[levels[0]] = threshold
     store = LanceStore(uri, cfg.storage_options or None)
     if store.open("candidates") is None:
@@ -238,7 +244,7 @@ def _pairs(store: LanceStore, level: str, threshold: float, cfg: Config, summary
     if summary.signed[level] < 2:
         summary.partitions[level] = 0
         return _PAIRS.empty_table()
-    centroids = _centroids(cands, level, present, summary.signed[level], cfg.dedup.partition_rows)
+    centroids = _centroids(cands, level, summary.signed[level], cfg.dedup.partition_rows)
     summary.partitions[level] = len(centroids)
     return _partition_pairs(store, level, present, centroids, threshold, cfg, address)
 
@@ -263,7 +269,7 @@ def scene_vectors(level: str, values: list) -> np.ndarray:
     return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
 
-def _centroids(cands, level: str, present: str, n: int, partition_rows: int) -> np.ndarray:
+def _centroids(cands, level: str, n: int, partition_rows: int) -> np.ndarray:
     """k-means centroids (k = n / partition_rows) trained on a sample of the scenes' vectors."""
     import lance.util
 
@@ -271,8 +277,9 @@ def _centroids(cands, level: str, present: str, n: int, partition_rows: int) -> 
     column = LEVEL_COLUMN[level]
     if k == 1:
         return np.zeros((1, 1), np.float32)
-    sample = cands.sample(min(n, max(KMEANS_SAMPLE, 32 * k)), columns=[column], filter=present)
-    vectors = scene_vectors(level, sample.column(column).to_pylist())
+    # Lance samples rows without a filter: rows without the signature (a failed video's) are dropped after.
+    sample = cands.sample(min(cands.count_rows(), max(KMEANS_SAMPLE, 32 * k)), columns=[column])
+    vectors = scene_vectors(level, sample.column(column).drop_null().to_pylist())
     kmeans = lance.util.KMeans(k, metric_type="l2", max_iters=20)
     kmeans.fit(vectors)
     return np.stack(kmeans.centroids.storage.to_numpy(zero_copy_only=False)).astype(np.float32)

@@ -120,7 +120,7 @@ def _sub_vectors(dim: int) -> int:
 
 
 def nearest(store: LanceStore, query: np.ndarray, *, k: int = 20, where: str | None = None,
-            nprobes: int = 20, refine_factor: int = 10) -> pa.Table:
+            nprobes: int = 20, refine_factor: int = 40) -> pa.Table:
     """The `k` scenes nearest `query` (cosine): clip_id and `_distance`, nearest first. `where` is a SQL filter
     over candidates columns (for example "keep AND aesthetic > 5"): the scenes it admits are searched. The index
     looks into `nprobes` partitions and re-ranks `refine_factor` * k candidates by their exact distance.

@@ -109,7 +109,8 @@ def _not_in(table: pa.Table, column: str, values: pa.ChunkedArray) -> pa.Table:
 
 def diff(store: LanceStore, a: str | int, b: str | int) -> Diff:
     """What changed in `clips.lance` from version `a` to `b`, and why: new or gone videos, new thresholds
-    (with the reasons that now apply), new or vanished scenes; and captions that changed. Joins on the ids
+    (with the reasons that now apply), duplicates (of which kept scene), new or vanished scenes; and captions
+    that changed. Joins on the ids
     (Arrow), so only the rows that changed become Python objects."""
     va, vb = resolve(store, a), resolve(store, b)
     clips_a = _read(store, va, "clips", ["clip_id", "video_id"])
@@ -135,6 +136,8 @@ def diff(store: LanceStore, a: str | int, b: str | int) -> Diff:
         for cid, gone in zip(removed.column("clip_id").to_pylist(), gone_video):
             if gone:
                 why = "video removed"
+            elif cid in cands_b and cands_b[cid][2]:
+                why = f"duplicate of {cands_b[cid][2]} (now: {', '.join(cands_b[cid][1])})"
             elif cid in cands_b and not cands_b[cid][0]:
                 why = f"new thresholds (now: {', '.join(cands_b[cid][1])})"
             else:
@@ -144,13 +147,17 @@ def diff(store: LanceStore, a: str | int, b: str | int) -> Diff:
     return out
 
 
-def _decisions(store: LanceStore, versions: dict[str, int], clip_ids) -> dict[str, tuple[bool, list[str]]]:
-    """clip_id -> (keep, drop_reasons) in candidates.lance at `versions`, for `clip_ids` only (a join)."""
-    cands = _read(store, versions, "candidates", ["clip_id", "keep", "drop_reasons"])
+def _decisions(store: LanceStore, versions: dict[str, int],
+               clip_ids) -> dict[str, tuple[bool, list[str], str | None]]:
+    """clip_id -> (keep, drop_reasons, duplicate_of) in candidates.lance at `versions`, for `clip_ids` only (a
+    join). Versions from before dedup have no duplicate_of: None."""
+    ds = store.open("candidates", version=versions.get("candidates"))
+    marked = ds is not None and "duplicate_of" in ds.schema.names
+    cands = _read(store, versions, "candidates", ["clip_id", "keep", "drop_reasons", *["duplicate_of"] * marked])
     if not len(clip_ids) or not cands.num_rows:
         return {}
     rows = cands.filter(pc.is_in(cands.column("clip_id"), value_set=clip_ids)).to_pylist()
-    return {r["clip_id"]: (r["keep"], r["drop_reasons"] or []) for r in rows}
+    return {r["clip_id"]: (r["keep"], r["drop_reasons"] or [], r.get("duplicate_of")) for r in rows}
 
 
 def _captions_changed(store: LanceStore, va: dict[str, int], vb: dict[str, int]) -> list[str]:
