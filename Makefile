@@ -40,6 +40,7 @@ bench: venv
 	$(PY) bench/scoring_bench.py
 	$(PY) bench/filters_bench.py
 	$(PY) bench/store_bench.py
+	$(PY) bench/dedup_bench.py
 	$(PY) bench/memory_bench.py
 	$(PY) bench/caption_bench.py
 	[ -d demo/dataset ] || $(VENV)/bin/curate demo --workdir demo

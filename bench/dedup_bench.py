@@ -120,14 +120,15 @@ def grouping(args) -> None:
             full = pa.table({f.name: given[f.name] if f.name in given else pa.nulls(hi - lo, f.type)
                              for f in CANDIDATES}, schema=CANDIDATES)
             lance.write_dataset(full, store.table_uri("candidates"), mode="append")
-        cfg = load_config(profile="tiny")
+        cfg = load_config(profile="tiny", overrides={"dedup": {"probes": args.probes}} if args.probes else None)
         summary = DedupSummary(tmp, ["near"], {})
         t = time.perf_counter()
         found = _pairs(store, "near", cfg.dedup.near_threshold, cfg, summary, None).to_pylist()
         wall = time.perf_counter() - t
     planted = {tuple(sorted((f"c{a:07d}", f"c{b:07d}"))) for a, b in zip(copies, sources)}
     got = {tuple(sorted((p["a"], p["b"]))) for p in found}
-    print(f"== near grouping: {n} scenes x {s} sample hashes, {len(planted)} planted copies ==")
+    print(f"== near grouping: {n} scenes x {s} sample hashes, {len(planted)} planted copies, "
+          f"{cfg.dedup.probes} probes ==")
     print(f"near pairs (k-means, then a Ray task per partition): {wall:.1f} s wall, {summary.partitions['near']} "
           f"partitions, {len(got)} pairs; recall {len(planted & got) / len(planted):.3f}, "
           f"pairs not planted {len(got - planted)}; driver peak RSS "
@@ -197,6 +198,7 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--group-rows", type=int, default=100_000)
     p.add_argument("--samples", type=int, default=10, help="sample hashes per synthetic scene")
+    p.add_argument("--probes", type=int, default=None, help="partitions a scene is compared in (dedup.probes)")
     p.add_argument("--skip-near", action="store_true")
     p.add_argument("--skip-group", action="store_true")
     p.add_argument("--skip-index", action="store_true")

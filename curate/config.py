@@ -220,7 +220,8 @@ class SafetyConfig(Section):
 
 class ScoringConfig(Section):
     """Which scorers run. All read the analysis pass's samples or keyframes; none opens the video again. The
-    weight-free scorers (quality, motion, watermark) read at most `max_samples` samples spread over a scene."""
+    weight-free scorers (quality, motion, watermark) read at most `max_samples` samples spread over a scene;
+    `dedup_hashes` hashes every sample (the signature of `curate dedup --level near`)."""
 
     aesthetic: AestheticConfig = Field(default_factory=AestheticConfig)
     quality: bool = True

@@ -54,3 +54,4 @@ def test_explore_runs_on_the_demo_dataset(demo_dataset, python3_kernel, monkeypa
     assert 'src="data:image/webp;base64,' in html  # animated previews per drop reason
     assert "curate-captions" in html and ("no captions" in html) == (funnel["captioned"] == 0)
     assert f"what-if: {funnel['scenes']} scenes: kept {funnel['kept']} -> " in text
+    assert "duplicate groups: 0" in text and "no duplicate groups" in html  # no dedup ran on the demo dataset

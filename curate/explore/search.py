@@ -43,6 +43,8 @@ def search(store: LanceStore, cfg: Config, *, text: str | None = None, like: str
         raise ValueError("give exactly one of text, like, image")
     if store.open(TABLE) is None:
         sync_index(store)
+        if store.open(TABLE) is None:
+            raise ValueError(f"{store.uri} has no CLIP embeddings to search (scoring.aesthetic was off)")
     if like is not None:
         found = vectors_of(store, [like])
         if like not in found:

@@ -40,13 +40,6 @@ from curate.video.sources import Source, open_binary, read_ends
 DIGEST_BYTES = 8
 
 
-def content_hash(res: PassResult, start: int, end: int) -> str:
-    """The exact-duplicate key of frames [start, end): equal for the same decoded pictures whatever the
-    container, file name or timestamps (a remux), different as soon as one frame differs."""
-    return hashlib.blake2b(bytes(res.frame_digests[start * DIGEST_BYTES:end * DIGEST_BYTES]),
-                           digest_size=16).hexdigest()
-
-
 class SampleSpool:
     """JPEG samples appended to an anonymous temporary file (gone when closed, or when the process dies), read
     back by index: a long video's samples cost local disk, not worker memory."""
@@ -83,9 +76,16 @@ class PassResult:
     rotation: int = 0
     sample_frames: list[int] = field(default_factory=list)  # frame index of each sample
     samples: SampleSpool = field(default_factory=SampleSpool)  # JPEG, upright, at most samples.max_side
-    # 8 bytes per frame: a digest of the frame as the cut detector saw it, for the scenes' `content_hash`.
+    # DIGEST_BYTES per frame: a digest of the frame as the cut detector saw it, for the scenes' `content_hash`.
     frame_digests: bytearray = field(default_factory=bytearray)
     stats: DecodeStats = field(default_factory=DecodeStats)
+
+
+def content_hash(res: PassResult, start: int, end: int) -> str:
+    """The exact-duplicate key of frames [start, end): equal for the same decoded pictures whatever the
+    container, file name or timestamps (a remux), different as soon as one frame differs."""
+    return hashlib.blake2b(bytes(res.frame_digests[start * DIGEST_BYTES:end * DIGEST_BYTES]),
+                           digest_size=16).hexdigest()
 
 
 def iter_scene_rows(source: Source, cfg: Config) -> Iterator[dict]:

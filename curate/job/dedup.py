@@ -28,7 +28,9 @@ import pyarrow.compute as pc
 
 from curate.config import Config, DedupLevel
 from curate.explore.search import dataset_settings
+from curate.job.refilter import refilter
 from curate.store.lance_store import LanceStore
+from curate.store.vectors import sync_index
 
 # The column each level compares, and the k-means metric on its per-scene vectors.
 LEVEL_COLUMN = {"exact": "content_hash", "near": "sample_hashes", "semantic": "clip_embedding"}
@@ -120,20 +122,16 @@ def dedup(uri: str, *, config: Config | str | None = None, profile: str | None =
     summary.scenes = scenes.num_rows
     marks = mark_groups(scenes, pa.concat_tables(pairs) if pairs else _PAIRS.empty_table(), cfg)
     summary.groups = len(set(marks.column("dup_group").drop_null().to_pylist()))
-    summary.duplicates = marks.column("duplicate_of").drop_null().__len__()
+    summary.duplicates = len(marks.column("duplicate_of").drop_null())
     summary.largest = _largest(marks)
     changed = _changed(scenes, marks)
     summary.marks_changed = changed.num_rows
     summary.would_drop = _would_drop(scenes, marks, cfg)
     if not dry_run:
-        from curate.job.refilter import refilter
-
         if changed.num_rows:
             store.update_columns("candidates", changed, key="clip_id")
         summary.refilter = refilter(uri, config=cfg, address=address, label=f"dedup {uri}").to_dict()
-        from curate.store.vectors import sync_index
-
-        sync_index(store)
+        sync_index(store)  # the search index follows the dataset
     summary.wall_s = time.monotonic() - started
     return summary
 

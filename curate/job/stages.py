@@ -150,7 +150,8 @@ class ScoreStage(Stage):
     Runs as Ray tasks (fused with analysis when their resources match); the two learned scorers (OCR, NSFW:
     ONNX models shipped in their wheels) load once per worker process and run on CUDA where ONNX Runtime has it.
     The weight-free scorers read at most `scoring.max_samples` samples spread over the scene (motion: as many
-    consecutive pairs), so their cost does not grow with the scene's length."""
+    consecutive pairs), so their cost does not grow with the scene's length; the duplicate hashes read every
+    sample, decoded to grey at half size (a few percent of the analysis pass)."""
 
     name = "score"
     input_columns = ("clip_id", "samples", "sample_times", "keyframes")
@@ -241,8 +242,8 @@ def _motion(frames: LazyFrames, times: list[float], max_pairs: int) -> dict:
 
 class AestheticStage(Stage):
     """CLIP embedding and aesthetic score per scene from its keyframes, inside their letterbox bars (the score
-    stage's `content_box`). A model stage: Ray runs it as an actor
-    pool and the model loads once per actor, here in the constructor."""
+    stage's `content_box`). A model stage: Ray runs it as an actor pool and the model loads once per actor,
+    here in the constructor."""
 
     name = "aesthetic"
     input_columns = ("clip_id", "keyframes", "content_box")
@@ -260,10 +261,9 @@ class AestheticStage(Stage):
         from PIL import Image
 
         from curate.job.analyze import decode_jpeg
-
-        scored = [r for r in rows if r.get("clip_id") is not None]
         from filters.quality import crop_to_box
 
+        scored = [r for r in rows if r.get("clip_id") is not None]
         # inside the letterbox bars: black bars are no part of the picture, to its aesthetic or its embedding
         clips = [[Image.fromarray(cv2.cvtColor(crop_to_box(decode_jpeg(k), r.get("content_box")), cv2.COLOR_BGR2RGB))
                   for k in r.get("keyframes") or []] for r in scored]

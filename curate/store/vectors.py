@@ -131,7 +131,8 @@ def nearest(store: LanceStore, query: np.ndarray, *, k: int = 20, where: str | N
     """
     vectors = store.open(TABLE)
     if vectors is None:
-        raise FileNotFoundError(f"{store.uri} has no {TABLE}.lance: run `curate search` (it builds it) first")
+        raise FileNotFoundError(f"{store.uri} has no {TABLE}.lance yet (`sync_index` builds it; `curate search` "
+                                "and `curate dedup` call it)")
     dim = vectors.schema.field(VECTOR).type.list_size
     query = np.asarray(query, np.float32).reshape(-1)
     if len(query) != dim:

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from curate.store.lance_store import LanceStore
 from curate.store.schema import TABLES
+from curate.store.vectors import TABLE as EMBEDDINGS
 
 
 def list_versions(store: LanceStore) -> dict[str, list[dict]]:
@@ -184,7 +185,7 @@ def cleanup(store: LanceStore, *, older_than: timedelta) -> dict[str, int]:
         table -> number of versions removed.
     """
     removed = {}
-    for name in TABLES:
+    for name in (*TABLES, EMBEDDINGS):  # the embeddings too: every sync of the index leaves a version
         ds = store.open(name)
         if ds is None:
             continue
