@@ -1,5 +1,6 @@
-"""Dense video captioning with a vision-language model: prompts, backends (vLLM, OpenAI-compatible HTTP,
-transformers), JSON parsing and caption checks, retries.
+"""Dense video captioning with a vision-language model: prompts, the answer's JSON schema (`schema.py`) and its
+enforcement while decoding (`grammar.py` for transformers; vLLM and OpenAI-compatible servers do it
+themselves), backends (vLLM, OpenAI-compatible HTTP, transformers), JSON repair and caption checks, retries.
 
 Nothing here knows about Ray or Lance: `curate/job/stages.py` wraps `Captioner` as the job's caption stage.
 

@@ -21,16 +21,18 @@ OK, FAILED = "ok", "failed"
 class CaptionOutcome:
     clip_id: str
     status: str  # ok | failed
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)  # the last answer's parsed fields, passed or not
     error: str | None = None
     attempts: int = 0
     output_tokens: int = 0
 
     def columns(self, *, model: str, prompt_id: str) -> dict:
-        """The caption columns of a clips.lance row."""
+        """The caption columns of a clips.lance row: the texts only when the caption passed; `caption_json`
+        whenever the answer parsed (a rejected one too, so its reason can be read against what it said)."""
         f = self.fields
+        ok = self.status == OK
         return {
-            "caption": f.get("dense_caption"), "caption_short": f.get("short_caption"),
+            "caption": f.get("dense_caption") if ok else None, "caption_short": f.get("short_caption") if ok else None,
             "caption_json": json.dumps(f, ensure_ascii=False) if f else None,
             "caption_status": self.status, "caption_error": self.error, "caption_attempts": self.attempts,
             "caption_tokens": self.output_tokens, "caption_model": model, "prompt_id": prompt_id,
@@ -78,8 +80,9 @@ class Captioner:
                     continue
                 check = check_caption(gen.text, self.prompt.fields, finish_reason=gen.finish_reason,
                                       min_words=self.min_words)
+                out.fields = check.fields  # a rejected answer keeps what it said, beside its reason
                 if check.ok:
-                    out.status, out.fields, out.error = OK, check.fields, None
+                    out.status, out.error = OK, None
                 else:
                     out.error = check.reason
                     still.append(i)

@@ -1,13 +1,16 @@
 """Parse, repair and check a model's caption answer. Pure functions over text: testable on crafted outputs.
 
-A caption passes when its JSON parses (after light repair), has every field of the prompt as non-empty text,
-has a dense caption of at least `min_words` words, is not a refusal and is not repetitive. Boilerplate openings
-("The video shows ...") are stripped rather than rejected: the rest of the caption is usually fine.
+A caption passes when its JSON parses, has every field of the prompt as non-empty text, has a dense caption of
+at least `min_words` words, is not a refusal and is not repetitive. Engines that enforce the prompt's schema
+(captioner/schema.py) always give JSON with every field, so the checks then judge content, not syntax; for the
+rest, `json-repair` mends what models commonly get wrong (fences, prose around the object, trailing commas,
+single quotes, a missing brace) without touching the text inside the strings. Boilerplate openings ("The video
+shows ...") are stripped rather than rejected: the rest of the caption is usually fine. A rejected answer keeps
+its parsed fields beside its reason.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from dataclasses import dataclass, field
@@ -23,8 +26,6 @@ _BOILERPLATE = re.compile(
     r"^\s*(in\s+)?(the|this)\s+(video|clip|footage|scene|animation|sequence)\s*(,|:)?\s*"
     r"(shows|depicts|features|captures|presents|displays|showcases|begins with|opens with|is of|"
     r"we see|there is|there are)?\s*(:|,)?\s*", re.IGNORECASE)
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)\s*```", re.DOTALL)
-_TRAILING_COMMA = re.compile(r",\s*([}\]])")
 
 
 @dataclass
@@ -57,60 +58,45 @@ def check_caption(text: str, fields: tuple[str, ...], *, finish_reason: str | No
     if obj is None:
         return CheckResult(False, reason=TRUNCATED if finish_reason == "length" else MALFORMED)
     cleaned = {k: _as_text(obj.get(k)) for k in fields}
+    if repaired and finish_reason == "length":  # mended after a cut: its last field stops mid-way
+        return CheckResult(False, fields=cleaned, reason=TRUNCATED, repaired=True)
     missing = [k for k, v in cleaned.items() if not v]
     if missing:
-        return CheckResult(False, reason=f"{MISSING}: {', '.join(missing)}", repaired=repaired)
+        return CheckResult(False, fields=cleaned, reason=f"{MISSING}: {', '.join(missing)}", repaired=repaired)
     for key in ("short_caption", "dense_caption"):
         cleaned[key] = strip_boilerplate(cleaned[key])
     dense = cleaned["dense_caption"]
+    reason = None
     if _REFUSAL.match(dense) or _REFUSAL.match(cleaned["short_caption"]):
-        return CheckResult(False, reason=REFUSAL, repaired=repaired)
-    if len(dense.split()) < min_words:
-        return CheckResult(False, reason=TOO_SHORT, repaired=repaired)
-    if repeated_fraction(dense) > max_repeat:
-        return CheckResult(False, reason=REPETITIVE, repaired=repaired)
-    return CheckResult(True, fields=cleaned, repaired=repaired)
+        reason = REFUSAL
+    elif len(dense.split()) < min_words:
+        reason = TOO_SHORT
+    elif repeated_fraction(dense) > max_repeat:
+        reason = REPETITIVE
+    return CheckResult(reason is None, fields=cleaned, reason=reason, repaired=repaired)
 
 
 def parse_json_object(text: str) -> tuple[dict | None, bool]:
-    """The first JSON object in `text`, repairing what models commonly get wrong.
-
-    Handles code fences, prose around the object, trailing commas, smart quotes, Python-style single quotes
-    and a missing final brace. Returns (object or None, whether a repair was needed).
-    """
-    fenced = _FENCE.search(text)
-    body = fenced.group(1) if fenced else text
-    start = body.find("{")
-    if start < 0:
-        return None, False
-    end = body.rfind("}")
-    candidate = body[start:end + 1] if end > start else body[start:]
-    obj = _loads(candidate)
+    """The JSON object in `text`: as it is when it parses, else as `json_repair` mends it. Returns (object or
+    None, whether a repair was needed)."""
+    obj = _loads(text.strip())
     if obj is not None:
-        return obj, bool(fenced) or candidate != text.strip()
-    fixed = _TRAILING_COMMA.sub(r"\1", candidate.replace("\u201c", '"').replace("\u201d", '"'))
-    if end <= start:  # the answer stopped before closing the object
-        fixed = fixed.rstrip().rstrip(",") + ("\"}" if fixed.count('"') % 2 else "}")
-    for attempt in (fixed, _python_literal(fixed)):
-        obj = _loads(attempt) if isinstance(attempt, str) else attempt
-        if isinstance(obj, dict):
-            return obj, True
-    return None, False
+        return obj, False
+    import json_repair
+
+    try:
+        mended = json_repair.loads(text)
+    except (ValueError, RecursionError):
+        return None, False
+    if isinstance(mended, list):  # prose around several fragments: the first object
+        mended = next((m for m in mended if isinstance(m, dict)), None)
+    return (mended, True) if isinstance(mended, dict) and mended else (None, False)
 
 
 def _loads(text: str) -> dict | None:
     try:
         obj = json.loads(text)
     except (json.JSONDecodeError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def _python_literal(text: str) -> dict | None:
-    """Single-quoted pseudo-JSON, read as a Python literal (ast.literal_eval evaluates no code)."""
-    try:
-        obj = ast.literal_eval(text.replace("null", "None").replace("true", "True").replace("false", "False"))
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
 

@@ -285,6 +285,10 @@ class CaptionConfig(Section):
     retry_temperature: float = Field(0.7, ge=0)
     max_retries: int = Field(2, ge=0, le=10)
     min_words: int = Field(8, ge=0)
+    # Hold every answer to the prompt's JSON schema while decoding (vLLM structured outputs, OpenAI
+    # response_format, llguidance for transformers): valid JSON with every field, whatever the model.
+    structured: bool = True
+    max_field_chars: int | None = Field(None, ge=1)  # caps the schema's strings (the dense caption: 3x)
     device: Device = "auto"  # transformers backend
     vllm: VLLMEngineConfig = Field(default_factory=VLLMEngineConfig)
     openai: OpenAIEndpointConfig = Field(default_factory=OpenAIEndpointConfig)
@@ -420,14 +424,17 @@ def apply_profile(cfg: Config, profile: str | None = None) -> Config:
 
     Every way to a Config goes through here. The `tiny` profile runs tiny random models on CPU: their aesthetic
     scores mean nothing (`policy.min_aesthetic` off), and captions come from the transformers backend with short
-    answers (`caption.backend`, `caption.max_new_tokens`). Each applies only where the section does not set the
-    field itself: in a file, in overrides, in a constructor or by assignment (pydantic's `model_fields_set`).
+    schema-bound answers (`caption.backend`, `caption.max_new_tokens`, `caption.max_field_chars`). Each applies
+    only where the section does not set the field itself: in a file, in overrides, in a constructor or by
+    assignment (pydantic's `model_fields_set`).
     """
     if profile is not None:
         cfg.profile = profile
     if cfg.profile == "tiny":
         _unless_set(cfg.policy, min_aesthetic=None)
-        _unless_set(cfg.caption, backend="transformers", max_new_tokens=48)
+        # a random model never closes a string on its own: short strings make the schema close its answer
+        # within the budget (captioner/schema.py fits_budget)
+        _unless_set(cfg.caption, backend="transformers", max_new_tokens=448, max_field_chars=32)
     return cfg
 
 

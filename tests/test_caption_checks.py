@@ -51,6 +51,25 @@ def test_check_caption(name, text, finish, ok, reason, repaired):
         assert result.fields["main_subject"] == "red tram"
 
 
+def test_repair_leaves_the_text_inside_strings_alone():
+    """Single-quoted pseudo-JSON whose text holds the words a literal-swapping repair would break."""
+    words = {**GOOD, "dense_caption": GOOD["dense_caption"] + " The match was annulled and untrue rumours about a "
+             "nullable falsetto spread; it's 'true', the crowd said.", "style": "live action, not null"}
+    text = "{" + ", ".join(f"'{k}': {v!r}" for k, v in words.items()) + "}"
+    obj, repaired = parse_json_object(text)
+    assert repaired and obj == words
+    result = check_caption(text, FIELDS)
+    assert result.ok and result.fields["style"] == "live action, not null"
+    assert "annulled and untrue rumours about a nullable falsetto" in result.fields["dense_caption"]
+
+
+def test_a_rejected_answer_keeps_what_it_said():
+    result = check_caption(dump({**GOOD, "dense_caption": "A tram."}), FIELDS)
+    assert not result.ok and result.reason == TOO_SHORT and result.fields["main_subject"] == "red tram"
+    cut = check_caption(dump(GOOD)[:120], FIELDS, finish_reason="length")  # mended, but cut: truncated
+    assert cut.reason == TRUNCATED and cut.fields["short_caption"] == GOOD["short_caption"]
+
+
 def test_missing_fields_are_named():
     partial = {k: v for k, v in GOOD.items() if k not in ("lighting", "style")}
     result = check_caption(dump(partial), FIELDS)

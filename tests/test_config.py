@@ -99,7 +99,7 @@ def test_a_profile_applies_the_same_whatever_the_caller_passes(tmp_path):
     mine = Config()
     (tmp_path / "tiny.yaml").write_text("profile: tiny\n")
     assert (tiny_fields(resolve_config(mine, profile="tiny")) == tiny_fields(resolve_config(None, profile="tiny"))
-            == tiny_fields(resolve_config(tmp_path / "tiny.yaml")) == ("transformers", 48, None))
+            == tiny_fields(resolve_config(tmp_path / "tiny.yaml")) == ("transformers", 448, None))
     assert tiny_fields(mine) == ("vllm", 512, 4.5) and mine.profile == "default"  # copied, not changed
 
     explicit = {"policy": {"min_aesthetic": 4.5}, "caption": {"backend": "vllm", "max_new_tokens": 512}}

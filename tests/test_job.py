@@ -195,26 +195,38 @@ def test_stream_copy_records_where_clips_really_start(testdata, tmp_path, ray_se
             assert sum(1 for _ in f.decode(video=0)) == c["num_frames"]
 
 
-def test_every_kept_clip_gets_a_caption_row(demo_dataset):
-    """The tiny profile captions with a tiny random Qwen2.5-VL: random text fails the checks, so every clip must
-    carry a recorded failure after all retries (never a lost clip), with model, prompt and tokens recorded."""
+def test_every_kept_clip_gets_a_schema_valid_caption(demo_dataset):
+    """The tiny profile captions with a tiny random Qwen2.5-VL held to the prompt's JSON schema while decoding:
+    every kept clip gets a `caption_json` with every field of the prompt, none fails as malformed, truncated or
+    missing fields. The content checks may still reject random text (too short, repetitive): such a clip keeps
+    its parsed answer beside the reason after all retries, and is never lost."""
+    import json
+
     import lance
 
+    from captioner.checks import MALFORMED, MISSING, TRUNCATED
+    from captioner.prompts import get_prompt
     from captioner.tiny import TINY_NAME
     from curate.config import load_config
 
     out, summary = demo_dataset
     rows = lance.dataset(str(out / "clips.lance")).to_table(
-        columns=["clip_id", "caption", "caption_status", "caption_error", "caption_attempts", "caption_tokens",
-                 "caption_model", "prompt_id", "model_profile"]).to_pylist()
+        columns=["clip_id", "caption", "caption_json", "caption_status", "caption_error", "caption_attempts",
+                 "caption_tokens", "caption_model", "prompt_id", "model_profile"]).to_pylist()
     retries = load_config(profile="tiny").caption.max_retries
+    fields = set(get_prompt("dense-v1").fields)
     assert rows and len(rows) == summary.clips
     for r in rows:
         assert r["caption_status"] in ("ok", "failed")
-        assert r["caption_model"].startswith(TINY_NAME) and r["prompt_id"] == "dense-v1"
-        assert r["caption_tokens"] > 0
+        assert r["caption_model"].startswith(TINY_NAME) and "random weights" in r["caption_model"]
+        assert r["prompt_id"] == "dense-v1" and r["caption_tokens"] > 0
+        answer = json.loads(r["caption_json"])
+        assert set(answer) == fields and all(answer.values())
         if r["caption_status"] == "failed":
-            assert r["caption_attempts"] == 1 + retries and r["caption_error"] and r["caption"] is None
+            assert r["caption_attempts"] == 1 + retries and r["caption"] is None
+            assert not r["caption_error"].startswith((MALFORMED, MISSING, TRUNCATED)), r["caption_error"]
+        else:
+            assert r["caption"] == answer["dense_caption"]
     assert summary.captioned + summary.caption_failed == len(rows)
     assert summary.captioned == sum(r["caption_status"] == "ok" for r in rows)
     assert summary.caption_retried == sum(r["caption_attempts"] > 1 for r in rows)

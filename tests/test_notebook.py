@@ -10,7 +10,7 @@ def test_tables_funnel_and_reasons(demo_dataset):
     ds = curate.open(str(out))
     funnel = ds.funnel()
     assert funnel == {"videos": 7, "videos_ok": summary.videos_ok, "scenes": summary.scenes, "kept": summary.kept,
-                      "clips": summary.clips, "captioned": 0}
+                      "clips": summary.clips, "captioned": summary.captioned}
     kept = ds.candidates(columns=["clip_id", "keep"], filter="keep = true")
     assert len(kept) == summary.kept and kept["keep"].all() and list(kept.columns) == ["clip_id", "keep"]
     reasons = ds.drop_reasons()

@@ -36,17 +36,20 @@ def _construct(cfg, model: str) -> CaptionBackend:
         from captioner.backends.vllm_backend import VLLMBackend
 
         engine = cfg.vllm.model_dump()
-        return VLLMBackend(model, engine=engine, max_pixels=cfg.max_pixels)
+        return VLLMBackend(model, engine=engine, max_pixels=cfg.max_pixels, structured=cfg.structured,
+                           max_field_chars=cfg.max_field_chars)
     if cfg.backend == "openai":
         from captioner.backends.openai_backend import OpenAIBackend
 
         o = cfg.openai
         return OpenAIBackend(model, base_url=o.base_url, api_key_env=o.api_key_env, concurrency=o.concurrency,
-                             timeout_s=o.timeout_s, max_retries=o.max_retries)
+                             timeout_s=o.timeout_s, max_retries=o.max_retries, structured=cfg.structured,
+                             max_field_chars=cfg.max_field_chars)
     if cfg.backend == "transformers":
         from captioner.backends.transformers_backend import TransformersBackend
 
-        return TransformersBackend(model, device=cfg.device)
+        return TransformersBackend(model, device=cfg.device, structured=cfg.structured,
+                                   max_field_chars=cfg.max_field_chars)
     raise ValueError(f"unknown caption backend {cfg.backend!r} (known: {', '.join(BACKENDS)})")
 
 

@@ -13,13 +13,17 @@ class TransformersBackend(CaptionBackend):
         model: a local directory or a Hub id already in the local cache.
         device: "auto" (CUDA when present), "cpu" or "cuda".
         dtype: "auto" (bf16 on CUDA, fp32 on CPU), "bfloat16", "float16" or "float32".
+        structured: hold every answer to the prompt's JSON schema while decoding (captioner/grammar.py).
+        max_field_chars: caps the schema's strings (captioner/schema.py).
     """
 
     name = "transformers"
 
-    def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto"):
+    def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", structured: bool = True,
+                 max_field_chars: int | None = None):
         super().__init__(model)
         self.device, self.dtype = device, dtype
+        self.structured, self.max_field_chars = structured, max_field_chars
 
     def setup(self) -> None:
         import torch
@@ -59,6 +63,14 @@ class TransformersBackend(CaptionBackend):
         inputs = inputs.to(self.torch_device)
         sampling = dict(do_sample=True, temperature=params.temperature, top_p=params.top_p) \
             if params.temperature > 0 else dict(do_sample=False)
+        if self.structured:
+            from transformers import LogitsProcessorList
+
+            from captioner.grammar import SchemaLogitsProcessor
+            from captioner.schema import caption_schema
+
+            sampling["logits_processor"] = LogitsProcessorList([SchemaLogitsProcessor(
+                self.processor.tokenizer, caption_schema(prompt, self.max_field_chars), len(requests))])
         torch.manual_seed(params.seed)
         with torch.inference_mode():
             out = self.net.generate(**inputs, max_new_tokens=params.max_new_tokens, pad_token_id=self.pad,

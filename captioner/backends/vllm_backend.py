@@ -24,14 +24,19 @@ class VLLMBackend(CaptionBackend):
         engine: keyword arguments for `vllm.LLM` (tensor_parallel_size, max_model_len, gpu_memory_utilization,
             dtype, enforce_eager, max_num_seqs, ...), from `caption.vllm` in the config.
         max_pixels: per-frame pixel budget handed to the model's processor.
+        structured: hold every answer to the prompt's JSON schema (vLLM's structured outputs: xgrammar or
+            guidance, chosen by the engine).
+        max_field_chars: caps the schema's strings (captioner/schema.py).
     """
 
     name = "vllm"
 
-    def __init__(self, model: str, *, engine: dict | None = None, max_pixels: int | None = None):
+    def __init__(self, model: str, *, engine: dict | None = None, max_pixels: int | None = None,
+                 structured: bool = True, max_field_chars: int | None = None):
         super().__init__(model)
         self.engine = dict(engine or {})
         self.max_pixels = max_pixels
+        self.structured, self.max_field_chars = structured, max_field_chars
 
     def setup(self) -> None:
         from curate.common.compat import ensure_torchvision
@@ -61,11 +66,29 @@ class VLLMBackend(CaptionBackend):
         inputs = [{"prompt": text, "multi_modal_data": {"video": (r.frames, _metadata(r))},
                    "mm_processor_kwargs": {"do_sample_frames": False}} for r in requests]
         sampling = SamplingParams(max_tokens=params.max_new_tokens, temperature=params.temperature,
-                                  top_p=params.top_p, seed=params.seed)
+                                  top_p=params.top_p, seed=params.seed, **self._structured(prompt))
         outputs = self.llm.generate(inputs, sampling, use_tqdm=False)
         return [Generation(text=o.outputs[0].text, finish_reason=o.outputs[0].finish_reason,
                            output_tokens=len(o.outputs[0].token_ids), prompt_tokens=len(o.prompt_token_ids or []))
                 for o in outputs]
+
+
+    def _structured(self, prompt: Prompt) -> dict:
+        """SamplingParams' schema argument, in the spelling of the installed vLLM: `structured_outputs` (0.10
+        and later), `guided_decoding` before."""
+        if not self.structured:
+            return {}
+        from captioner.schema import caption_schema
+
+        schema = caption_schema(prompt, self.max_field_chars)
+        try:
+            from vllm.sampling_params import StructuredOutputsParams
+
+            return {"structured_outputs": StructuredOutputsParams(json=schema)}
+        except ImportError:
+            from vllm.sampling_params import GuidedDecodingParams
+
+            return {"guided_decoding": GuidedDecodingParams(json=schema)}
 
 
 def _metadata(r: CaptionRequest) -> dict:
