@@ -11,7 +11,6 @@ dataset: rows of another width are left out and counted.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,8 +18,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.store.lance_store import LanceStore, sql_in
-
-log = logging.getLogger(__name__)
 
 TABLE = "embeddings"
 VECTOR = "vector"
