@@ -175,8 +175,9 @@ class Dataset:
         `curate refilter` makes the same decisions for real (and encodes the newly kept clips).
         """
         policy = self.policy(**{**(overrides or {}), **kw})
-        marks = ["duplicate_of"] if "duplicate_of" in self._ds("candidates").schema.names else []
-        rows = self.table("candidates", columns=["clip_id", "keep", *self.score_columns(), *marks]).to_pylist()
+        have = set(self._ds("candidates").schema.names)  # older datasets lack some of the policy's inputs
+        rows = self.table("candidates", columns=["clip_id", "keep", *(c for c in policy.inputs if c in have)]
+                          ).to_pylist()
         before = [bool(r.pop("keep")) for r in rows]
         decided = policy(rows)
         out = WhatIf(policy=policy, scenes=len(decided), kept_before=sum(before),

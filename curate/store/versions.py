@@ -111,8 +111,7 @@ def _not_in(table: pa.Table, column: str, values: pa.ChunkedArray) -> pa.Table:
 def diff(store: LanceStore, a: str | int, b: str | int) -> Diff:
     """What changed in `clips.lance` from version `a` to `b`, and why: new or gone videos, new thresholds
     (with the reasons that now apply), duplicates (of which kept scene), new or vanished scenes; and captions
-    that changed. Joins on the ids
-    (Arrow), so only the rows that changed become Python objects."""
+    that changed. Joins on the ids (Arrow), so only the rows that changed become Python objects."""
     va, vb = resolve(store, a), resolve(store, b)
     clips_a = _read(store, va, "clips", ["clip_id", "video_id"])
     clips_b = _read(store, vb, "clips", ["clip_id", "video_id"])
@@ -153,8 +152,10 @@ def _decisions(store: LanceStore, versions: dict[str, int],
     """clip_id -> (keep, drop_reasons, duplicate_of) in candidates.lance at `versions`, for `clip_ids` only (a
     join). Versions from before dedup have no duplicate_of: None."""
     ds = store.open("candidates", version=versions.get("candidates"))
-    marked = ds is not None and "duplicate_of" in ds.schema.names
-    cands = _read(store, versions, "candidates", ["clip_id", "keep", "drop_reasons", *["duplicate_of"] * marked])
+    columns = ["clip_id", "keep", "drop_reasons"]
+    if ds is not None and "duplicate_of" in ds.schema.names:
+        columns.append("duplicate_of")
+    cands = _read(store, versions, "candidates", columns)
     if not len(clip_ids) or not cands.num_rows:
         return {}
     rows = cands.filter(pc.is_in(cands.column("clip_id"), value_set=clip_ids)).to_pylist()
