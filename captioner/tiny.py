@@ -16,7 +16,7 @@ from pathlib import Path
 
 TINY_NAME = "vidcurate-tiny-qwen2.5-vl"
 # Bumped whenever the build changes, so a stale cache is rebuilt.
-BUILD_VERSION = "1"
+BUILD_VERSION = "2"  # 2: the rewrite prompt joined the tokenizer corpus
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                   "<|image_pad|>", "<|video_pad|>"]

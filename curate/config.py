@@ -86,6 +86,12 @@ class ResourcesConfig(Section):
     caption_prep: StageResources = Field(default_factory=StageResources)
     caption: StageResources = Field(default_factory=lambda: StageResources(concurrency=1, batch_size=32,
                                                                            memory_gb=2.0))
+    # The rewrite pass's actors (caption.rewrite), GPUs as for `caption`.
+    rewrite: StageResources = Field(default_factory=lambda: StageResources(concurrency=1, batch_size=32,
+                                                                           memory_gb=2.0))
+    # The CLIP text tower that scores captions against their clips (caption.clip_score); CPU unless num_gpus.
+    caption_align: StageResources = Field(default_factory=lambda: StageResources(concurrency=1, batch_size=64,
+                                                                                 memory_gb=1.0))
     encode: StageResources = Field(default_factory=StageResources)
     write: StageResources = Field(default_factory=StageResources)
 
@@ -234,14 +240,25 @@ class ScoringConfig(Section):
 
 
 class VLLMEngineConfig(Section):
-    """Options of vLLM's offline engine (`vllm.LLM`) for the `vllm` caption backend."""
+    """Options of vLLM's engine for the `vllm` caption backend, and how the job drives it.
 
+    `batch_api: ray_data_llm` (the default) runs it through Ray Data's LLM batch API (curate/job/caption_batch.py):
+    vLLM's async engine with `max_concurrent_batches` batches in flight per replica, replicas scaling between
+    `min_replicas` and `max_replicas`, tensor parallelism in placement groups, retries as passes over the failed
+    rows only. `actor` is our own actor pool around `vllm.LLM` (curate/job/stages.py CaptionStage), one batch at
+    a time; it alone supports `caption.long_clips: windows`.
+    """
+
+    batch_api: Literal["ray_data_llm", "actor"] = "ray_data_llm"
     tensor_parallel_size: int = Field(1, ge=1)
     max_model_len: int = Field(16384, ge=512)
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     max_num_seqs: int = Field(64, ge=1)
     dtype: str = "auto"
     enforce_eager: bool = False
+    min_replicas: int = Field(1, ge=1)  # ray_data_llm: engine replicas (each tensor_parallel_size GPUs)
+    max_replicas: int = Field(1, ge=1)
+    max_concurrent_batches: int = Field(8, ge=1)  # ray_data_llm: batches in flight per replica
 
 
 class OpenAIEndpointConfig(Section):
@@ -261,6 +278,24 @@ class OpenAIEndpointConfig(Section):
         return value
 
 
+Backend = Literal["vllm", "openai", "transformers"]
+
+
+class RewriteConfig(Section):
+    """Optional second pass: a text LLM rewrites each caption that passed into the two a text-to-video model
+    trains on (a short one and a dense paragraph), stored beside the original (`rewrite_short`, `rewrite_dense`,
+    with `rewrite_model` and `rewrite_prompt_id`). It goes through the caption backends (text requests, the same
+    schema-constrained decoding and checks); what is not set here is `caption`'s: `backend`, `model` (a VLM
+    rewrites text too), the vllm/openai sections, retries. Under `tiny`, the tiny model."""
+
+    enabled: bool = False
+    backend: Backend | None = None  # null: caption.backend
+    model: str | None = None  # null: caption.model
+    prompt: str = "rewrite-v1"
+    max_new_tokens: int = Field(384, ge=16)
+    temperature: float = Field(0.0, ge=0)
+
+
 class CaptionConfig(Section):
     """Dense captions of kept clips from a vision-language model (see captioner/).
 
@@ -273,11 +308,14 @@ class CaptionConfig(Section):
     """
 
     enabled: bool = True
-    backend: Literal["vllm", "openai", "transformers"] = "vllm"
+    backend: Backend = "vllm"
     model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
     prompt: str = "dense-v1"
     frames: int = Field(8, ge=1, le=64)
     frame_rate: float | None = Field(None, gt=0)
+    # A clip needing more than `frames` frames at `frame_rate`: `sample` spreads `frames` over it (one request),
+    # `windows` captions consecutive windows of `frames` frames at the rate and merges them (captioner/windows.py).
+    long_clips: Literal["sample", "windows"] = "sample"
     max_pixels: int = Field(448 * 448, ge=28 * 28)
     max_new_tokens: int = Field(512, ge=16)
     temperature: float = Field(0.0, ge=0)
@@ -289,9 +327,27 @@ class CaptionConfig(Section):
     # response_format, llguidance for transformers): valid JSON with every field, whatever the model.
     structured: bool = True
     max_field_chars: int | None = Field(None, ge=1)  # caps the schema's strings (the dense caption: 3x)
+    # Score each caption against its clip with the aesthetic stage's CLIP (`caption_clip_score`), then apply
+    # policy.min_caption_clip_score before encoding. Needs scoring.aesthetic (the clip's embedding).
+    clip_score: bool = True
     device: Device = "auto"  # transformers backend
     vllm: VLLMEngineConfig = Field(default_factory=VLLMEngineConfig)
     openai: OpenAIEndpointConfig = Field(default_factory=OpenAIEndpointConfig)
+    rewrite: RewriteConfig = Field(default_factory=RewriteConfig)
+
+    def rewrite_section(self) -> CaptionConfig:
+        """This section as the rewrite pass runs it: its backend, model, prompt and budget in place of ours."""
+        r = self.rewrite
+        return self.model_copy(update={"backend": r.backend or self.backend, "model": r.model or self.model,
+                                       "prompt": r.prompt, "max_new_tokens": r.max_new_tokens,
+                                       "temperature": r.temperature})
+
+    @field_validator("long_clips")
+    @classmethod
+    def _windows_need_a_rate(cls, value: str, info: ValidationInfo) -> str:
+        if value == "windows" and not info.data.get("frame_rate"):
+            raise ValueError("windows are cut at caption.frame_rate: set it too (for example 1.0)")
+        return value
 
 
 Share = Annotated[float | None, Field(ge=0, le=1)]  # a fraction or probability threshold; None is off
@@ -302,8 +358,8 @@ class PolicyConfig(Section):
 
     These are the product's policy defaults (filters.policy.KeepPolicy has none of its own). Every reason that
     applies is recorded, so `curate refilter` can move thresholds later without decoding or scoring again. Under
-    the `tiny` profile `min_aesthetic` defaults to off (random weights give meaningless aesthetic scores) unless
-    a config sets it.
+    the `tiny` profile `min_aesthetic` and `min_caption_clip_score` default to off (random weights give meaningless
+    scores) unless a config sets them.
     """
 
     min_clip_s: float = Field(1.0, ge=0)
@@ -321,6 +377,10 @@ class PolicyConfig(Section):
     max_bright_fraction: Share = 0.9
     max_blank_fraction: Share = 0.5
     max_frozen_fraction: Share = None
+    # Applied after captioning, to `caption_clip_score` (filters/alignment.py): the CLIP cosine of the short
+    # caption and the clip. Not measured here (no real CLIP weights on this machine): CLIPScore (Hessel et al.,
+    # 2021) puts human captions near 0.3 with ViT-B/32; 0.18 drops only captions about something else.
+    min_caption_clip_score: float | None = Field(0.18, ge=-1, le=1)
     drop_duplicates: bool = True  # drop the scenes `curate dedup` marked as another's duplicate (`duplicate_of`)
     score_only: bool = False  # keep everything, still record every reason that would apply
 
@@ -423,15 +483,15 @@ def apply_profile(cfg: Config, profile: str | None = None) -> Config:
     """Sets `profile` on `cfg` (when given) and applies what that profile changes, in place; returns `cfg`.
 
     Every way to a Config goes through here. The `tiny` profile runs tiny random models on CPU: their aesthetic
-    scores mean nothing (`policy.min_aesthetic` off), and captions come from the transformers backend with short
-    schema-bound answers (`caption.backend`, `caption.max_new_tokens`, `caption.max_field_chars`). Each applies
-    only where the section does not set the field itself: in a file, in overrides, in a constructor or by
-    assignment (pydantic's `model_fields_set`).
+    and caption-alignment scores mean nothing (`policy.min_aesthetic`, `policy.min_caption_clip_score` off),
+    and captions come from the transformers backend with short schema-bound answers (`caption.backend`,
+    `caption.max_new_tokens`, `caption.max_field_chars`). Each applies only where the section does not set the
+    field itself: in a file, in overrides, in a constructor or by assignment (pydantic's `model_fields_set`).
     """
     if profile is not None:
         cfg.profile = profile
     if cfg.profile == "tiny":
-        _unless_set(cfg.policy, min_aesthetic=None)
+        _unless_set(cfg.policy, min_aesthetic=None, min_caption_clip_score=None)
         # a random model never closes a string on its own: short strings make the schema close its answer
         # within the budget (captioner/schema.py fits_budget)
         _unless_set(cfg.caption, backend="transformers", max_new_tokens=448, max_field_chars=32)

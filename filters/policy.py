@@ -27,6 +27,8 @@ RULES = [
     ("bright_fraction", "max", "max_bright_fraction", "too_bright"),
     ("blank_fraction", "max", "max_blank_fraction", "blank"),
     ("frozen_fraction", "max", "max_frozen_fraction", "frozen"),
+    # Known only after captioning: null before, so it decides nothing until the caption stage has run.
+    ("caption_clip_score", "min", "min_caption_clip_score", "caption_mismatch"),
 ]
 # Not a threshold: `curate dedup` marks every scene of a duplicate group but its best one with `duplicate_of`.
 DUPLICATE = ("duplicate_of", "drop_duplicates", "duplicate")
@@ -56,6 +58,7 @@ class KeepPolicy:
     max_bright_fraction: float | None = None
     max_blank_fraction: float | None = None
     max_frozen_fraction: float | None = None
+    min_caption_clip_score: float | None = None
     drop_duplicates: bool = False
     score_only: bool = False  # keep everything, still listing the reasons that would have dropped it
 

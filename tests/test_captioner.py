@@ -5,6 +5,7 @@ Random weights give random text, so these test the plumbing (batching, video inp
 status recording, errors), not the wording.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -121,7 +122,6 @@ def test_the_schema_has_every_field_and_the_tiny_answer_fits_its_budget(prompt_i
 def test_tiny_random_model_answers_schema_valid_json(tiny_model):
     """With the prompt's schema enforced while decoding (llguidance), even random weights give JSON with every
     field; without it, random tokens never parse."""
-    import json
 
     from captioner.checks import MALFORMED, MISSING, TRUNCATED
 
@@ -151,11 +151,27 @@ def test_frames_from_samples():
     assert pick_sample_indices([0.0, 0.25, 0.5, 0.75, 1.0], frames=8, rate=2.0) == [0, 2, 4]
     assert pick_sample_indices([i * 0.25 for i in range(100)], frames=4, rate=2.0) == [0, 32, 66, 98]
     samples = [cv2.imencode(".jpg", np.full((252, 448, 3), v, np.uint8))[1].tobytes() for v in range(0, 250, 25)]
-    frames, fps = clip_frames(samples, [i * 0.25 for i in range(10)], frames=4, rate=None, max_pixels=112 * 112,
-                              sample_fps=4.0)
+    frames, windows, fps, sampling = clip_frames(samples, [i * 0.25 for i in range(10)], frames=4, rate=None,
+                                                 max_pixels=112 * 112, sample_fps=4.0)
     assert frames.shape[0] == 4 and frames.shape[3] == 3 and frames.shape[1] * frames.shape[2] <= 112 * 112
     assert abs(frames.shape[2] / frames.shape[1] - 448 / 252) < 0.05
-    assert fps == pytest.approx(3 / 2.25)
+    assert fps == pytest.approx(3 / 2.25) and windows == [4]
+    assert sampling == {"mode": "uniform", "frames": 4, "windows": 1, "fps": pytest.approx(3 / 2.25, abs=1e-3)}
+
+
+@pytest.mark.parametrize("n, long_clips, mode, windows", [
+    (10, "sample", "rate", [[0, 4, 8]]),  # 2.5 s at 1 fps: 3 frames, within the budget of 4
+    (40, "sample", "subsampled", [[0, 12, 24, 36]]),  # 10 s at 1 fps needs 10: 4 of those, spread
+    (40, "windows", "windows", [[0, 4, 8, 12], [16, 20, 24, 28], [32, 36]]),  # 10 s: windows of 4 at 1 fps
+    (10, "windows", "rate", [[0, 4, 8]]),  # within the budget: one window
+])
+def test_clips_over_the_frame_budget_are_subsampled_or_cut_into_windows(n, long_clips, mode, windows):
+    from captioner.frames import plan_windows
+
+    times = [i * 0.25 for i in range(n)]
+    got, sampling = plan_windows(times, frames=4, rate=1.0, long_clips=long_clips)
+    assert got == windows and all(len(w) <= 4 for w in got)
+    assert sampling == {"mode": mode, "frames": sum(map(len, windows)), "windows": len(windows)}
 
 
 def _free_port():
@@ -200,6 +216,10 @@ def test_openai_backend_against_local_server(caption_server, tiny_model):
     # honours the schema; no GPU here to run it.
     out = Captioner(backend, PROMPT, GenerationParams(10), max_retries=1)(_requests(2))
     assert all(o.status == "failed" and o.attempts == 2 for o in out)
+    # the rewrite pass's text requests (no frames) go through the same client
+    text = [CaptionRequest(f"t{i}", None, text="short caption: a cyclist crosses a square") for i in range(2)]
+    gens = backend.generate(text, get_prompt("rewrite-v1", input="text"), GenerationParams(max_new_tokens=8))
+    assert [g.error for g in gens] == [None] * 2 and all(1 <= g.output_tokens <= 8 for g in gens)
 
 
 def test_openai_backend_server_down_is_one_clear_error():
@@ -230,3 +250,54 @@ def test_vllm_backend_where_vllm_runs(tiny_model):
     backend.setup()
     gens = backend.generate(_requests(3), PROMPT, GenerationParams(max_new_tokens=10))
     assert all(g.error is None and 1 <= g.output_tokens <= 10 for g in gens)
+
+
+def test_window_captions_merge_into_one():
+    from captioner.captioner import CaptionOutcome
+    from captioner.windows import merge_windows, windows_json
+
+    first = {**GOOD, "dense_caption": "A cyclist rides in.", "camera_motion": "static"}
+    second = {**GOOD, "dense_caption": "She stops at the kerb.", "camera_motion": "pan left"}
+    ok = [CaptionOutcome("c#window1", "ok", first, attempts=1, output_tokens=30),
+          CaptionOutcome("c#window2", "ok", second, attempts=2, output_tokens=40)]
+    merged = merge_windows("c", ok)
+    assert merged.status == "ok" and merged.clip_id == "c"
+    assert merged.fields["dense_caption"] == "A cyclist rides in. She stops at the kerb."
+    assert merged.fields["camera_motion"] == "mixed" and merged.fields["short_caption"] == first["short_caption"]
+    assert (merged.attempts, merged.output_tokens) == (2, 70)
+    bad = [ok[0], CaptionOutcome("c#window2", "failed", second, error="repetitive", attempts=3)]
+    merged = merge_windows("c", bad)
+    assert merged.status == "failed" and merged.error == "window 2/2: repetitive"
+    assert merged.columns(model="m", prompt_id="p")["caption"] is None  # a failed caption has no text
+    record = json.loads(windows_json(bad, [[0.0, 8.0], [8.0, 12.5]]))
+    assert [w["span_s"] for w in record] == [[0.0, 8.0], [8.0, 12.5]] and record[1]["error"] == "repetitive"
+    assert windows_json(ok[:1], [[0.0, 4.0]]) is None
+
+
+def test_long_clips_are_captioned_in_windows_by_the_real_stages(testdata):
+    """Prep and caption stages with the tiny model: a scene longer than 2 frames at 1 fps is captioned as
+    windows of 2 frames, its caption merged from theirs, every window's answer kept, the choice recorded."""
+    import pyarrow as pa
+
+    from curate.job.analyze import analyze_source
+    from curate.job.stages import CaptionPrepStage, CaptionStage
+    from curate.store.schema import SCENE_ROW
+    from curate.video.sources import Source
+
+    cfg = load_config(profile="tiny", overrides={"caption": {"frames": 2, "frame_rate": 1.0,
+                                                             "long_clips": "windows", "max_retries": 0}})
+    scenes = [dict(r, keep=True) for r in analyze_source(Source(str(testdata / "videos" / "bigbuckbunny.mp4")), cfg)]
+    scenes = [r for r in scenes if r["duration_s"] > 2.5]  # one shot of 5.3 s
+    assert scenes
+    table = pa.Table.from_pylist(scenes, schema=SCENE_ROW)
+    out = CaptionStage(cfg)(CaptionPrepStage(cfg)(table)).to_pylist()
+    for row in out:
+        sampling = json.loads(row["caption_sampling"])
+        assert sampling["mode"] == "windows" and sampling["windows"] == len(row["caption_frames_windows"]) >= 2
+        assert max(row["caption_frames_windows"]) <= 2 and len(sampling["spans_s"]) == sampling["windows"]
+        windows = json.loads(row["caption_windows"])
+        assert len(windows) == sampling["windows"]
+        assert all(set(w["fields"]) == set(PROMPT.fields) for w in windows)  # each window: a schema-valid answer
+        answer = json.loads(row["caption_json"])
+        assert answer["dense_caption"] == " ".join(w["fields"]["dense_caption"].strip() for w in windows)
+        assert (row["caption_status"] == "ok") == all(w["status"] == "ok" for w in windows)

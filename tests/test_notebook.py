@@ -83,6 +83,7 @@ def test_animated_previews_and_captions(demo_dataset):
         assert "no captions" in captions
     else:
         assert captions.count("<tr>") == min(20, ds.funnel()["captioned"])
+        assert captions.count("caption-clip score") == captions.count("<tr>")  # every passed caption is scored
 
 
 def test_previews_of_overlay_drops_draw_their_boxes(demo_dataset):

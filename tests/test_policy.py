@@ -7,11 +7,12 @@ from filters.policy import REASONS, RULES, KeepPolicy
 
 GOOD = {"clip_id": "c", "duration_s": 5.0, "aesthetic": 6.0, "motion": 0.05, "jitter": 0.1, "watermark_prob": 0.1,
         "sharpness": 100.0, "dark_fraction": 0.1, "bright_fraction": 0.0, "blank_fraction": 0.0,
-        "frozen_fraction": 0.0, "text_area": 0.01, "persistent_text_area": 0.0, "nsfw_score": 0.0}
+        "frozen_fraction": 0.0, "text_area": 0.01, "persistent_text_area": 0.0, "nsfw_score": 0.0,
+        "caption_clip_score": 0.3}
 STRICT = KeepPolicy(min_clip_s=1, max_clip_s=30, min_aesthetic=5, min_motion=0.01, max_motion=0.5, max_jitter=0.5,
                     max_watermark_prob=0.5, min_sharpness=50, max_dark_fraction=0.5, max_bright_fraction=0.5,
                     max_blank_fraction=0.5, max_frozen_fraction=0.5, max_text_area=0.1,
-                    max_persistent_text_area=0.003, max_nsfw=0.6)
+                    max_persistent_text_area=0.003, max_nsfw=0.6, min_caption_clip_score=0.18)
 
 
 @pytest.mark.parametrize("change, reason", [
@@ -30,6 +31,7 @@ STRICT = KeepPolicy(min_clip_s=1, max_clip_s=30, min_aesthetic=5, min_motion=0.0
     ({"bright_fraction": 0.95}, "too_bright"),
     ({"blank_fraction": 1.0}, "blank"),
     ({"frozen_fraction": 1.0}, "frozen"),
+    ({"caption_clip_score": 0.05}, "caption_mismatch"),
 ])
 def test_each_threshold_gives_its_reason(change, reason):
     [row] = STRICT([{**GOOD, **change}])
@@ -39,7 +41,7 @@ def test_each_threshold_gives_its_reason(change, reason):
 
 
 def test_every_reason_is_tested_and_all_apply_together():
-    assert len(REASONS) == len(set(REASONS)) == len(RULES) + 1 == 16  # the thresholds' and "duplicate"
+    assert len(REASONS) == len(set(REASONS)) == len(RULES) + 1 == 17  # the thresholds' and "duplicate"
     [row] = STRICT([{**GOOD, "duration_s": 0.5, "aesthetic": 1.0, "watermark_prob": 1.0}])
     assert row["drop_reasons"] == ["too_short", "low_aesthetic", "watermark"]
 
@@ -69,6 +71,11 @@ def test_policy_from_config_and_the_tiny_profile_rule():
     assert KeepPolicy.from_config(load_config(profile="tiny").policy).min_aesthetic is None
     explicit = load_config(profile="tiny", overrides={"policy": {"min_aesthetic": 3.0}})
     assert KeepPolicy.from_config(explicit.policy).min_aesthetic == 3.0
+    # random CLIP weights align nothing: the caption rule is off under tiny too, unless set
+    assert load_config().policy.min_caption_clip_score == 0.18
+    assert load_config(profile="tiny").policy.min_caption_clip_score is None
+    explicit = load_config(profile="tiny", overrides={"policy": {"min_caption_clip_score": 0.5}})
+    assert explicit.policy.min_caption_clip_score == 0.5
 
 
 def test_the_defaults_are_the_configs_alone():

@@ -71,12 +71,14 @@ def test_the_job_drops_bulky_columns_after_their_last_reader(tmp_path, ray_sessi
     cfg = load_config(profile="tiny")
     steps = job_steps(cfg, LanceStore(str(tmp_path / "ds")), run_id="r")
     names = [s.stage.name for s in steps]
-    assert names == ["analyze", "score", "aesthetic", "policy", "caption_prep", "caption", "encode", "write"]
-    keeps = dict(zip(names, live_columns(steps)))
+    assert names == ["analyze", "score", "aesthetic", "policy", "caption_prep", "caption", "caption_align", "policy",
+                     "encode", "write"]
+    keeps = dict(zip(names[:6], live_columns(steps)[:6])) | dict(zip(names[6:], live_columns(steps)[6:]))
     assert "samples" in keeps["score"] and "samples" not in keeps["caption_prep"]  # its last reader
     assert "caption_frames" in keeps["caption_prep"] and "caption_frames" not in keeps["caption"]
     assert "clip" in keeps["encode"] and "video" in keeps["encode"]
     assert keeps["write"] is None  # its output is the result
+    assert "clip_embedding" in keeps["caption"] and "caption_clip_score" in keeps["caption_align"]
     assert "keyframes" in keeps["encode"]  # stored with the candidates
 
 
@@ -84,7 +86,10 @@ def test_captioning_off_drops_the_samples_after_scoring(tmp_path, ray_session):
     cfg = load_config(profile="tiny", overrides={"caption": {"enabled": False}})
     steps = job_steps(cfg, LanceStore(str(tmp_path / "ds")), run_id="r")
     keeps = dict(zip([s.stage.name for s in steps], live_columns(steps)))
-    assert "samples" not in keeps["score"] and "caption_prep" not in keeps
+    assert "samples" not in keeps["score"] and "caption_prep" not in keeps and "caption_align" not in keeps
+    cfg = load_config(profile="tiny", overrides={"caption": {"clip_score": False}})
+    names = [s.stage.name for s in job_steps(cfg, LanceStore(str(tmp_path / "ds")), run_id="r")]
+    assert names.count("policy") == 1 and "caption_align" not in names
 
 
 def test_live_columns_of_a_plain_chain():

@@ -32,7 +32,9 @@ from curate.common.extras import import_extra  # noqa: E402
 from curate.store.lance_store import LanceStore, sql_in  # noqa: E402
 from curate.store.versions import resolve  # noqa: E402
 
-CAPTION_FIELDS = ("caption", "caption_short")
+CAPTION_FIELDS = ("caption", "caption_short", "rewrite_dense", "rewrite_short")
+# A rewritten caption (caption.rewrite) that is missing or failed falls back to the original it was made from.
+FALLBACK = {"rewrite_dense": "caption", "rewrite_short": "caption_short"}
 
 
 @dataclass
@@ -49,7 +51,9 @@ class DataConfig:
     buckets: list[list[int]] | None = None  # explicit [[height, width], ...] instead of resolution + ratios
     bucket_multiple: int = 16  # bucket sides are multiples of this (VAE compression x DiT patch)
     random_crop: bool = True  # random temporal start and spatial offset; centred when false
-    caption_field: str = "caption"  # caption (dense) | caption_short; null captions read as "" (unconditional)
+    # caption (dense) | caption_short | rewrite_dense | rewrite_short (the rewrite pass's, else the original);
+    # null captions read as "" (unconditional)
+    caption_field: str = "caption"
     caption_dropout: float = 0.1  # share of captions replaced by "" for classifier-free guidance
     decoder: str = "pyav"  # pyav | decord
     batch_size: int = 8  # per rank
@@ -197,7 +201,8 @@ class ClipSelection(Dataset):
         self.store = LanceStore(cfg.dataset, storage_options=cfg.storage_options)
         self.version = clips_version(self.store, cfg.version)
         clips = self.store.open("clips", version=self.version)
-        table = clips.to_table(columns=self.columns, filter=cfg.filter, with_row_id=True)
+        have = set(clips.schema.names)  # a dataset from before the rewrite pass has no rewrite columns
+        table = clips.to_table(columns=[c for c in self.columns if c in have], filter=cfg.filter, with_row_id=True)
         self.rows = table.to_pylist()
         if not self.rows:
             raise ValueError(f"no clips in {self.store.uri} at version {self.version} match "
@@ -224,7 +229,8 @@ class ClipSelection(Dataset):
         return [nearest_bucket(r["width"], r["height"], self.buckets) for r in self.rows]
 
     def caption(self, row: dict, rng: np.random.Generator) -> str:
-        text = row.get(self.cfg.caption_field) or ""
+        name = self.cfg.caption_field
+        text = row.get(name) or row.get(FALLBACK.get(name, name)) or ""
         if self.cfg.caption_dropout and rng.random() < self.cfg.caption_dropout:
             return ""
         return text

@@ -5,6 +5,8 @@ from __future__ import annotations
 from captioner.backends.base import CaptionBackend, CaptionRequest, CaptionSetupError, Generation, GenerationParams
 
 BACKENDS = ("vllm", "openai", "transformers")
+# `caption.vllm` fields about how the job drives the engine, not options of `vllm.LLM`
+JOB_ONLY = {"batch_api", "min_replicas", "max_replicas", "max_concurrent_batches"}
 
 __all__ = ["BACKENDS", "CaptionBackend", "CaptionRequest", "CaptionSetupError", "Generation", "GenerationParams",
            "make_backend", "preflight", "resolve_model"]
@@ -35,7 +37,7 @@ def _construct(cfg, model: str) -> CaptionBackend:
     if cfg.backend == "vllm":
         from captioner.backends.vllm_backend import VLLMBackend
 
-        engine = cfg.vllm.model_dump()
+        engine = cfg.vllm.model_dump(exclude=JOB_ONLY)
         return VLLMBackend(model, engine=engine, max_pixels=cfg.max_pixels, structured=cfg.structured,
                            max_field_chars=cfg.max_field_chars)
     if cfg.backend == "openai":

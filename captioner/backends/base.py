@@ -16,10 +16,13 @@ class CaptionSetupError(ValueError):
 
 @dataclass
 class CaptionRequest:
+    """A clip to caption (its frames), or a text to rewrite (`frames` None, `text` set: the rewrite pass)."""
+
     clip_id: str
-    frames: np.ndarray  # (T, H, W, 3) RGB uint8, already within the pixel budget
-    fps: float  # of `frames`, for the model's temporal position encoding
-    duration_s: float
+    frames: np.ndarray | None  # (T, H, W, 3) RGB uint8, already within the pixel budget
+    fps: float = 0.0  # of `frames`, for the model's temporal position encoding
+    duration_s: float = 0.0
+    text: str | None = None  # appended to the prompt's question (the caption a rewrite starts from)
 
 
 @dataclass
@@ -57,10 +60,16 @@ class CaptionBackend:
                  params: GenerationParams) -> list[Generation]:
         raise NotImplementedError
 
-    def messages(self, prompt: Prompt, video_part: list[dict]) -> list[dict]:
-        """Chat messages in the OpenAI/transformers format: system prompt, then the video, then the question."""
-        return [{"role": "system", "content": prompt.system},
-                {"role": "user", "content": [*video_part, {"type": "text", "text": prompt.user}]}]
+    def messages(self, prompt: Prompt, video_part: list[dict], text: str | None = None) -> list[dict]:
+        return chat_messages(prompt, video_part, text)
+
+
+def chat_messages(prompt: Prompt, video_part: list[dict], text: str | None = None) -> list[dict]:
+    """Chat messages in the OpenAI/transformers format: system prompt, then the video (none for a text request),
+    then the question, then the request's own text."""
+    question = prompt.user if text is None else f"{prompt.user}\n\n{text}"
+    return [{"role": "system", "content": prompt.system},
+            {"role": "user", "content": [*video_part, {"type": "text", "text": question}]}]
 
 
 def one_line(error: BaseException) -> str:

@@ -71,12 +71,14 @@ class OpenAIBackend(CaptionBackend):
         return list(self.pool.map(lambda r: self._one(r, prompt, params), requests))
 
     def _one(self, request: CaptionRequest, prompt: Prompt, params: GenerationParams) -> Generation:
-        intro = {"type": "text", "text": f"{len(request.frames)} frames of a {request.duration_s:.1f} s clip, "
-                                         "in order:"}
-        images = [{"type": "image_url", "image_url": {"url": self._data_url(f)}} for f in request.frames]
+        video = []
+        if request.frames is not None:  # else a text request (the rewrite pass)
+            video = [{"type": "text", "text": f"{len(request.frames)} frames of a {request.duration_s:.1f} s clip, "
+                                              "in order:"},
+                     *({"type": "image_url", "image_url": {"url": self._data_url(f)}} for f in request.frames)]
         import openai
 
-        request = dict(model=self.model, messages=self.messages(prompt, [intro, *images]),
+        request = dict(model=self.model, messages=self.messages(prompt, video, request.text),
                        max_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p,
                        seed=params.seed)
         try:

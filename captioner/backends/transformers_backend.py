@@ -7,7 +7,8 @@ from captioner.prompts import Prompt
 
 
 class TransformersBackend(CaptionBackend):
-    """Batched `generate` with left padding; frames go in as a video (decoded by us, not by the processor).
+    """Batched `generate` with left padding; frames go in as a video (decoded by us, not by the processor); a
+    batch of text requests (frames None: the rewrite pass) goes in as text alone.
 
     Args:
         model: a local directory or a Hub id already in the local cache.
@@ -53,13 +54,18 @@ class TransformersBackend(CaptionBackend):
         import torch
         from transformers.video_utils import VideoMetadata
 
-        text = self.processor.apply_chat_template(self.messages(prompt, [{"type": "video"}]),
-                                                  add_generation_prompt=True, tokenize=False)
-        metadata = [VideoMetadata(total_num_frames=len(r.frames), fps=r.fps, height=r.frames.shape[1],
-                                  width=r.frames.shape[2]) for r in requests]
-        inputs = self.processor(text=[text] * len(requests), videos=[r.frames for r in requests], padding=True,
-                                return_tensors="pt",
-                                videos_kwargs={"video_metadata": metadata, "do_sample_frames": False})
+        if requests[0].frames is None:  # text requests (the rewrite pass): one chat per request, no video
+            texts = [self.processor.apply_chat_template(self.messages(prompt, [], r.text), add_generation_prompt=True,
+                                                        tokenize=False) for r in requests]
+            inputs = self.processor(text=texts, padding=True, return_tensors="pt")
+        else:
+            text = self.processor.apply_chat_template(self.messages(prompt, [{"type": "video"}]),
+                                                      add_generation_prompt=True, tokenize=False)
+            metadata = [VideoMetadata(total_num_frames=len(r.frames), fps=r.fps, height=r.frames.shape[1],
+                                      width=r.frames.shape[2]) for r in requests]
+            inputs = self.processor(text=[text] * len(requests), videos=[r.frames for r in requests], padding=True,
+                                    return_tensors="pt",
+                                    videos_kwargs={"video_metadata": metadata, "do_sample_frames": False})
         inputs = inputs.to(self.torch_device)
         sampling = dict(do_sample=True, temperature=params.temperature, top_p=params.top_p) \
             if params.temperature > 0 else dict(do_sample=False)

@@ -13,6 +13,7 @@ from captioner.backends.base import (
     CaptionSetupError,
     Generation,
     GenerationParams,
+    chat_messages,
     one_line,
 )
 from captioner.prompts import Prompt
@@ -61,34 +62,58 @@ class VLLMBackend(CaptionBackend):
                  params: GenerationParams) -> list[Generation]:
         from vllm import SamplingParams
 
-        text = self.tokenizer.apply_chat_template(self.messages(prompt, [{"type": "video"}]),
-                                                  add_generation_prompt=True, tokenize=False)
-        inputs = [{"prompt": text, "multi_modal_data": {"video": (r.frames, _metadata(r))},
-                   "mm_processor_kwargs": {"do_sample_frames": False}} for r in requests]
-        sampling = SamplingParams(max_tokens=params.max_new_tokens, temperature=params.temperature,
-                                  top_p=params.top_p, seed=params.seed, **self._structured(prompt))
+        inputs = [engine_input(self.tokenizer, prompt, r) for r in requests]
+        sampling = SamplingParams(**sampling_kwargs(prompt, params, self.structured, self.max_field_chars,
+                                                    structured_type=_structured_type()))
         outputs = self.llm.generate(inputs, sampling, use_tqdm=False)
         return [Generation(text=o.outputs[0].text, finish_reason=o.outputs[0].finish_reason,
                            output_tokens=len(o.outputs[0].token_ids), prompt_tokens=len(o.prompt_token_ids or []))
                 for o in outputs]
 
 
-    def _structured(self, prompt: Prompt) -> dict:
-        """SamplingParams' schema argument, in the spelling of the installed vLLM: `structured_outputs` (0.10
-        and later), `guided_decoding` before."""
-        if not self.structured:
-            return {}
+def engine_input(tokenizer, prompt: Prompt, r: CaptionRequest) -> dict:
+    """One request as vLLM's prompt dict: the chat-templated text, and the video as a `(frames, metadata)` pair
+    that vLLM does not decode or resample again (a text request: the text alone). Shared with Ray Data's LLM
+    batch path (curate/job/caption_batch.py)."""
+    if r.frames is None:
+        return {"prompt": tokenizer.apply_chat_template(chat_messages(prompt, [], r.text), add_generation_prompt=True,
+                                                        tokenize=False)}
+    text = tokenizer.apply_chat_template(chat_messages(prompt, [{"type": "video"}]), add_generation_prompt=True,
+                                         tokenize=False)
+    return {"prompt": text, "multi_modal_data": {"video": (r.frames, _metadata(r))},
+            "mm_processor_kwargs": {"do_sample_frames": False}}
+
+
+def sampling_kwargs(prompt: Prompt, params: GenerationParams, structured: bool, max_field_chars: int | None,
+                    *, structured_type=None) -> dict:
+    """`vllm.SamplingParams` keyword arguments; with `structured`, the prompt's JSON schema as structured outputs
+    (`structured_type`: vLLM's params class, `StructuredOutputsParams` from 0.10 on, else `GuidedDecodingParams`;
+    None leaves it a plain dict `{"json": schema}`, as Ray Data's LLM stage takes it)."""
+    kwargs = dict(max_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p,
+                  seed=params.seed)
+    if structured:
         from captioner.schema import caption_schema
 
-        schema = caption_schema(prompt, self.max_field_chars)
-        try:
-            from vllm.sampling_params import StructuredOutputsParams
+        spec = {"json": caption_schema(prompt, max_field_chars)}
+        if structured_type is None:
+            kwargs["structured_outputs"] = spec
+        else:
+            name = "structured_outputs" if structured_type.__name__ == "StructuredOutputsParams" else "guided_decoding"
+            kwargs[name] = structured_type(**spec)
+    return kwargs
 
-            return {"structured_outputs": StructuredOutputsParams(json=schema)}
-        except ImportError:
-            from vllm.sampling_params import GuidedDecodingParams
 
-            return {"guided_decoding": GuidedDecodingParams(json=schema)}
+def _structured_type():
+    """The installed vLLM's structured-outputs params class (`structured_outputs` from 0.10, `guided_decoding`
+    before)."""
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return StructuredOutputsParams
+    except ImportError:
+        from vllm.sampling_params import GuidedDecodingParams
+
+        return GuidedDecodingParams
 
 
 def _metadata(r: CaptionRequest) -> dict:

@@ -44,6 +44,7 @@ _BOXED_REASONS = {"watermark", "text", "text_overlay"}  # drops whose cause has 
 _PREVIEW_COLUMNS = ["clip_id", "keyframes", "keep", "drop_reasons", "duration_s", "watermark_box", "text_boxes"]
 _CAPTION_COLUMNS = ["clip_id", "duration_s", "caption", "caption_short", "caption_json", "caption_status",
                     "caption_model", "prompt_id"]
+_LATER_CAPTION_COLUMNS = ["caption_clip_score", "rewrite_short", "rewrite_dense", "rewrite_model"]  # newer datasets
 
 
 class Dataset:
@@ -254,7 +255,9 @@ class Dataset:
     def captions(self, *, filter: str | None = None, n: int = 20, animated: bool = False) -> Captions:
         """Caption browser: up to `n` captioned clips (`filter` is SQL over clips) with a preview of each."""
         where = "caption IS NOT NULL" + (f" AND ({filter})" if filter else "")
-        rows = self.table("clips", columns=_CAPTION_COLUMNS, filter=where, limit=n).to_pylist()
+        have = set(self._ds("clips").schema.names)
+        columns = _CAPTION_COLUMNS + [c for c in _LATER_CAPTION_COLUMNS if c in have]
+        rows = self.table("clips", columns=columns, filter=where, limit=n).to_pylist()
         has_error = "caption_error" in self._ds("clips").schema.names  # datasets from before the captioner lack it
         outcome = self.table("clips", columns=["caption_status", "caption_error"] if has_error else ["caption_status"])
         statuses = Counter(s or "not captioned" for s in outcome.column("caption_status").to_pylist())

@@ -269,8 +269,14 @@ class Captions:
         trs = []
         for r, tile in zip(self.rows, self.tiles):
             meta = " · ".join(str(r[k]) for k in ("caption_status", "caption_model", "prompt_id") if r[k])
+            if r.get("caption_clip_score") is not None:
+                meta += f" · caption-clip score {r['caption_clip_score']:.3f}"
             structured = (f"<details><summary>structured</summary><pre>{html.escape(_pretty(r['caption_json']))}</pre>"
                           f"</details>" if r["caption_json"] else "")
+            if r.get("rewrite_dense"):
+                structured += (f"<details><summary>rewrite ({html.escape(r.get('rewrite_model') or '')})</summary>"
+                               f"<b>{html.escape(r.get('rewrite_short') or '')}</b>"
+                               f"<p>{html.escape(r['rewrite_dense'])}</p></details>")
             trs.append(f"<tr><td>{tile.html(160) if tile else ''}</td>"
                        f"<td><b>{html.escape(r['caption_short'] or '')}</b><p>{html.escape(r['caption'])}</p>"
                        f"<small>{html.escape(meta)}</small>{structured}</td></tr>")

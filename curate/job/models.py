@@ -39,6 +39,11 @@ def preflight(cfg: Config) -> None:
         from captioner.backends import preflight as caption_preflight
 
         caption_preflight(cfg.caption, cfg.profile)
+        if cfg.caption.rewrite.enabled:
+            from captioner.prompts import get_prompt
+
+            get_prompt(cfg.caption.rewrite.prompt, input="text")  # an unknown id fails here, not in an actor
+            caption_preflight(cfg.caption.rewrite_section(), cfg.profile)
 
 
 def _preflight_here(cfg: Config) -> str | None:

@@ -1,9 +1,12 @@
 """The one place where stages meet Ray Data: the graph, each stage's resources, and the driver's commit loop.
 
-    sources ─▶ analyze ─▶ score ─▶ aesthetic ─▶ policy ─▶ caption prep ─▶ caption ─▶ encode ─▶ write ─▶ commit
-               (one decode; CPU scorers      (actor pool,           (CPU tasks:    (actor    (kept    (fragments;
-                fused in the same task)       GPU if any)            frames from   pool,     only)     the driver
-                                                                     the samples)  GPU)                commits)
+    sources ─▶ analyze ─▶ score ─▶ aesthetic ─▶ policy ─▶ caption prep ─▶ caption ─▶ [rewrite] ─▶ caption align
+               (one decode; CPU scorers      (actor pool,           (CPU tasks:    (actor    (actor     (actor pool:
+                fused in the same task)       GPU if any)            frames from   pool,     pool, a    CLIP's text
+                                                                     the samples)  GPU)      text LLM)  tower)
+            ─▶ policy ─▶ encode ─▶ write ─▶ commit
+               (the caption   (kept     (fragments;
+                rule applies)  only)     the driver commits)
 
 Execution streams: Ray Data pulls sources as workers free up and applies backpressure between stages, so
 memory stays bounded by the blocks in flight, not by the corpus. Only small fragment descriptions and
@@ -23,10 +26,12 @@ from curate.job.stages import (
     COUNTERS,
     AestheticStage,
     AnalyzeStage,
+    CaptionAlignStage,
     CaptionPrepStage,
     CaptionStage,
     EncodeStage,
     PolicyStage,
+    RewriteStage,
     ScoreStage,
     Stage,
     WriteStage,
@@ -66,7 +71,10 @@ def live_columns(steps: list[Step]) -> list[tuple[str, ...] | None]:
 def wire(ds, steps: list[Step]):
     """Applies `steps` in order, each stage keeping only the columns a later one reads."""
     for step, keep in zip(steps, live_columns(steps)):
-        if step.init is None:
+        if hasattr(step.stage, "transform"):  # a whole-dataset step (caption_batch.BatchCaptionStep)
+            step.stage.keep_columns = keep
+            ds = step.stage.transform(ds)
+        elif step.init is None:
             step.stage.keep_columns = keep
             ds = _map(ds, step.stage, step.res)
         else:
@@ -160,19 +168,21 @@ def score_gpus(cfg: Config) -> float:
     return 0.25
 
 
-def caption_gpus(cfg: Config) -> float:
-    """GPUs per caption actor: as configured, else what the backend needs (vllm: its tensor-parallel size;
-    transformers: one when the cluster has GPUs and `caption.device` allows; openai: none)."""
+def caption_gpus(cfg: Config, *, rewrite: bool = False) -> float:
+    """GPUs per caption (or rewrite) actor: as configured, else what the backend needs (vllm: its tensor-parallel
+    size; transformers: one when the cluster has GPUs and `caption.device` allows; openai: none)."""
     import ray
 
-    c = cfg.caption
-    if cfg.resources.caption.num_gpus:
-        return cfg.resources.caption.num_gpus
+    c = cfg.caption.rewrite_section() if rewrite else cfg.caption
+    res = cfg.resources.rewrite if rewrite else cfg.resources.caption
+    if res.num_gpus:
+        return res.num_gpus
     has_gpu = ray.cluster_resources().get("GPU", 0) > 0
     if c.backend == "vllm":
         if not has_gpu and cfg.profile != "tiny":
-            raise ValueError("caption.backend is vllm but the Ray cluster has no GPUs; use caption.backend "
-                             "transformers (CPU, small runs) or openai (a server elsewhere)")
+            raise ValueError(f"{'caption.rewrite' if rewrite else 'caption'}.backend is vllm but the Ray cluster "
+                             "has no GPUs; use the transformers backend (CPU, small runs) or openai (a server "
+                             "elsewhere)")
         return float(c.vllm.tensor_parallel_size) if has_gpu else 0.0
     if c.backend == "transformers" and c.device != "cpu":
         if c.device == "cuda" and not has_gpu:
@@ -181,21 +191,51 @@ def caption_gpus(cfg: Config) -> float:
     return 0.0
 
 
+def aligns_captions(cfg: Config) -> bool:
+    """Whether captions are scored against their clips: it takes the aesthetic stage's clip embeddings."""
+    return cfg.caption.enabled and cfg.caption.clip_score and cfg.scoring.aesthetic.enabled
+
+
 def caption_steps(cfg: Config, *, cpu_scale: float | None = None) -> list[Step]:
-    """Frame preparation (CPU tasks), then the caption actor pool, on kept scenes; none when disabled."""
+    """Frame preparation (CPU tasks), then the caption actor pool, on kept scenes; the rewrite pass's pool when
+    `rewrite.enabled`; then, with `clip_score`, the captions' alignment scores and the policy once more (its
+    caption rule has a score now; the others decide as before). None when captioning is off."""
     if not cfg.caption.enabled:
         return []
-    r = cfg.resources
-    cpu_scale = actor_cpu_scale(cfg, [r.caption]) if cpu_scale is None else cpu_scale
-    return [Step(CaptionPrepStage(cfg), r.caption_prep),
-            Step(CaptionStage, r.caption, init={"cfg": cfg}, num_gpus=caption_gpus(cfg), cpu_scale=cpu_scale)]
+    r, c = cfg.resources, cfg.caption
+    cpu_scale = actor_cpu_scale(cfg, caption_pools(cfg)) if cpu_scale is None else cpu_scale
+    steps = [Step(CaptionPrepStage(cfg), r.caption_prep)]
+    if c.backend == "vllm" and c.vllm.batch_api == "ray_data_llm":
+        from curate.job.caption_batch import BatchCaptionStep
+
+        steps.append(Step(BatchCaptionStep(cfg), r.caption))
+    else:
+        steps.append(Step(CaptionStage, r.caption, init={"cfg": cfg}, num_gpus=caption_gpus(cfg),
+                          cpu_scale=cpu_scale))
+    if cfg.caption.rewrite.enabled:
+        steps.append(Step(RewriteStage, r.rewrite, init={"cfg": cfg}, num_gpus=caption_gpus(cfg, rewrite=True),
+                          cpu_scale=cpu_scale))
+    if aligns_captions(cfg):
+        steps += [Step(CaptionAlignStage, r.caption_align, init={"cfg": cfg},
+                       num_gpus=r.caption_align.num_gpus, cpu_scale=cpu_scale),
+                  Step(PolicyStage(cfg), r.policy)]
+    return steps
+
+
+def caption_pools(cfg: Config) -> list[StageResources]:
+    """The actor pools of the caption steps."""
+    r, c = cfg.resources, cfg.caption
+    if not c.enabled:
+        return []
+    ours = not (c.backend == "vllm" and c.vllm.batch_api == "ray_data_llm")  # else Ray Data LLM's own pool
+    return [*([r.caption] if ours else []), *([r.rewrite] if c.rewrite.enabled else []),
+            *([r.caption_align] if aligns_captions(cfg) else [])]
 
 
 def job_steps(cfg: Config, store: LanceStore, *, run_id: str) -> list[Step]:
     """The job's stages in order, from a source row to the fragments written."""
     r = cfg.resources
-    actor_pools = [p for p, on in ((r.aesthetic, cfg.scoring.aesthetic.enabled), (r.caption, cfg.caption.enabled))
-                   if on]
+    actor_pools = ([r.aesthetic] if cfg.scoring.aesthetic.enabled else []) + caption_pools(cfg)
     cpu_scale = actor_cpu_scale(cfg, actor_pools)
     steps = [Step(AnalyzeStage(cfg), r.analyze),
              Step(ScoreStage(cfg), r.score.model_copy(update={"num_gpus": score_gpus(cfg)}))]

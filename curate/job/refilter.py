@@ -12,6 +12,7 @@ of every id.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ _SKIP = {"keyframes", "sample_hashes"}
 BATCH_ROWS = 65536  # candidates decided at a time: memory bounded by this, not by the dataset
 _DECISION = pa.schema([pa.field("clip_id", pa.string()), pa.field("keep", pa.bool_()),
                        pa.field("drop_reasons", pa.list_(pa.string()))])
+_AFTER = pa.schema([*_DECISION, pa.field("caption_clip_score", pa.float32())])  # stages.DECISION_COLUMNS
 
 
 @dataclass
@@ -38,6 +40,7 @@ class RefilterSummary:
     newly_dropped: int = 0
     encoded: int = 0
     encode_failed: int = 0
+    caption_dropped: int = 0  # newly kept, then dropped by the caption rule (policy.min_caption_clip_score)
     reasons_changed: int = 0
     kept: int = 0
     dry_run: bool = False
@@ -52,7 +55,8 @@ class RefilterSummary:
         return "\n".join([
             f"{head} {self.run_id} -> {self.output}",
             f"  candidates: {self.candidates}, kept after: {self.kept}",
-            f"  newly kept: {self.newly_kept} (encoded {self.encoded}, failed {self.encode_failed}), "
+            f"  newly kept: {self.newly_kept} (encoded {self.encoded}, failed {self.encode_failed}"
+            + (f", caption rule {self.caption_dropped}" if self.caption_dropped else "") + "), "
             f"newly dropped: {self.newly_dropped}, reasons changed: {self.reasons_changed}",
             f"  wall: {self.wall_s:.1f} s" + (f", versions: {self.versions} (tag run-{self.run_id})"
                                               if self.versions else ""),
@@ -87,20 +91,8 @@ def refilter(uri: str, *, config: Config | str | None = None, profile: str | Non
     changed = decided.changed
     if decided.to_encode:
         videos = {v["video_id"]: v for v in videos_ds.to_table().to_pylist()}
-        _encode(decided.to_encode, videos, cfg, store, run_id=summary.run_id, address=address)
-        in_clips = store.open("clips").to_table(columns=["clip_id"]).column("clip_id")
-        ids = pa.array([r["clip_id"] for r in decided.to_encode], pa.string())
-        failed = ids.filter(pc.invert(pc.is_in(ids, value_set=in_clips)))
-        summary.encoded, summary.encode_failed = len(ids) - len(failed), len(failed)
-        if len(failed):  # kept no more: recorded as such
-            video_of = {r["clip_id"]: r["video_id"] for r in decided.to_encode}
-            changed = pa.concat_tables([
-                changed.filter(pc.invert(pc.is_in(changed.column("clip_id"), value_set=failed))),
-                pa.table({"clip_id": failed, "keep": [False] * len(failed),
-                          "drop_reasons": [["encode_failed"]] * len(failed)}, schema=_DECISION)])
-            for clip_id in failed.to_pylist():
-                decided.kept_per_video[video_of[clip_id]] -= 1
-            summary.kept -= len(failed)
+        after = _encode(decided.to_encode, videos, cfg, store, run_id=summary.run_id, address=address)
+        changed = _after_encoding(changed, after, decided, summary, store)
     store.delete_keys("clips", "clip_id", decided.to_delete)
     store.update_columns("candidates", changed, key="clip_id")
     _update_video_counts(store, decided.kept_per_video)
@@ -145,7 +137,8 @@ def _decide(store: LanceStore, policy, summary: RefilterSummary) -> _Decided:
         changed.append(pa.table({"clip_id": table.column("clip_id"), "keep": keep, "drop_reasons": reasons},
                                 schema=_DECISION).filter(moved))
         encode = pc.and_(keep, pc.invert(clipped))
-        to_encode += [dict(r, keep=True, drop_reasons=[]) for r in table.filter(encode).to_pylist()]
+        to_encode += [dict(r, keep=True, drop_reasons=[], caption_clip_score=None)  # scored again once captioned
+                      for r in table.filter(encode).to_pylist()]
         to_delete.append(table.column("clip_id").filter(pc.and_(pc.invert(keep), clipped)))
         per_video.append(pa.table({"video_id": table.column("video_id"), "keep": pc.cast(keep, pa.int32())}))
         summary.newly_kept += pc.sum(pc.and_(keep, pc.invert(was))).as_py() or 0
@@ -161,8 +154,36 @@ def _decide(store: LanceStore, policy, summary: RefilterSummary) -> _Decided:
                     to_delete=pa.chunked_array(to_delete, pa.string()).combine_chunks())
 
 
-def _encode(rows: list[dict], videos: dict, cfg: Config, store: LanceStore, *, run_id: str, address) -> None:
-    """Captions and encodes newly kept scenes with the job's own stages on Ray; commits their clips.
+def _after_encoding(changed: pa.Table, after: pa.Table, decided: _Decided, summary: RefilterSummary,
+                    store: LanceStore) -> pa.Table:
+    """The decisions to store once the newly kept scenes went through captioning and encoding: a scene that did
+    not reach `clips` was dropped there (its caption failed the caption rule, or its encode failed: the stages
+    say which), and every re-captioned scene's `caption_clip_score` is stored with it."""
+    in_clips = store.open("clips").to_table(columns=["clip_id"]).column("clip_id")
+    ids = pa.array([r["clip_id"] for r in decided.to_encode], pa.string())
+    failed = ids.filter(pc.invert(pc.is_in(ids, value_set=in_clips)))
+    summary.encoded = len(ids) - len(failed)
+    reasons = dict(zip(after.column("clip_id").to_pylist(), after.column("drop_reasons").to_pylist()))
+    dropped = [(i, reasons.get(i) or ["encode_failed"]) for i in failed.to_pylist()]
+    summary.encode_failed = sum("encode_failed" in why for _, why in dropped)
+    if dropped:  # kept no more: recorded as such
+        video_of = {r["clip_id"]: r["video_id"] for r in decided.to_encode}
+        changed = pa.concat_tables([
+            changed.filter(pc.invert(pc.is_in(changed.column("clip_id"), value_set=failed))),
+            pa.table({"clip_id": failed, "keep": [False] * len(failed),
+                      "drop_reasons": [why for _, why in dropped]}, schema=_DECISION)])
+        for clip_id, _ in dropped:
+            decided.kept_per_video[video_of[clip_id]] -= 1
+        summary.kept -= len(dropped)
+        summary.caption_dropped = len(dropped) - summary.encode_failed
+    # the caption these clips now have is new (or none): its score replaces the stored one, null included
+    store.update_columns("candidates", after.select(["clip_id", "caption_clip_score"]), key="clip_id")
+    return changed
+
+
+def _encode(rows: list[dict], videos: dict, cfg: Config, store: LanceStore, *, run_id: str, address) -> pa.Table:
+    """Captions and encodes newly kept scenes with the job's own stages on Ray; commits their clips. Returns
+    each scene's decision after those stages (DECISION_COLUMNS).
 
     The analysis samples are not stored, so captions of these clips come from the stored keyframes
     (`samples.keyframes_per_scene` frames, 320 px) instead of `caption.frames` samples.
@@ -185,11 +206,13 @@ def _encode(rows: list[dict], videos: dict, cfg: Config, store: LanceStore, *, r
     ds = ray.data.from_arrow(pa.Table.from_pylist(items, schema=SCENE_ROW))
     ds = wire(ds, [*caption_steps(cfg), Step(EncodeStage(cfg), cfg.resources.encode),
                    Step(WriteStage(store, run_id=run_id, profile=cfg.profile, candidates=False), cfg.resources.write)])
-    fragments = []
+    fragments, decisions = [], []
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        for frag_list in batch.column("clips_fragments").to_pylist():
-            fragments.extend(frag_list or [])
+        for row in batch.select(["clips_fragments", "decisions"]).to_pylist():
+            fragments.extend(row["clips_fragments"] or [])
+            decisions.extend(json.loads(d) for d in row["decisions"] or [])
     store.commit_fragments("clips", fragments, message=f"curate refilter {run_id}")
+    return pa.Table.from_pylist(decisions, schema=_AFTER)
 
 
 def _update_video_counts(store: LanceStore, kept: dict[str, int]) -> None:

@@ -19,7 +19,7 @@ from curate.config import Config
 from curate.job.analyze import iter_scene_rows
 from curate.job.encode import ClipRequest, iter_video_clips
 from curate.store.lance_store import LanceStore
-from curate.store.schema import CANDIDATES, CAPTION_FIELDS, CLIPS, SCENE_ROW, SCORE_FIELDS
+from curate.store.schema import CANDIDATES, CAPTION_FIELDS, CLIPS, REWRITE_FIELDS, SCENE_ROW, SCORE_FIELDS
 from curate.video.media import one_line
 from curate.video.sources import Source
 
@@ -28,7 +28,13 @@ COMMIT_ROW = pa.schema([
     pa.field("candidates_fragments", pa.list_(pa.string())),
     pa.field("clips_fragments", pa.list_(pa.string())),
     pa.field("video_progress", pa.list_(pa.string())),  # JSON: {"video", "rows", "kept", ...COUNTERS}
+    # Clips-only writes (refilter, which updates candidates itself): each scene's decision after captioning and
+    # encoding, JSON of DECISION_COLUMNS.
+    pa.field("decisions", pa.list_(pa.string())),
 ])
+# What a clips-only write reports of each scene it saw: the decision the caption rule or the encoder may have
+# changed, and the score the caption stage computed.
+DECISION_COLUMNS = ("clip_id", "keep", "drop_reasons", "caption_clip_score")
 
 # Per-video counters the write stage reports and the driver sums into the run summary.
 COUNTERS = ("rows", "kept", "clips", "clips_s", "captioned", "caption_retried", "caption_failed", "caption_tokens",
@@ -307,8 +313,8 @@ class CaptionPrepStage(Stage):
 
     name = "caption_prep"
     input_columns = ("clip_id", "keep", "samples", "sample_times", "duration_s")
-    output_columns = ("caption_frames", "caption_frames_shape", "caption_frames_fps", "caption_status",
-                      "caption_error", "caption_attempts")
+    output_columns = ("caption_frames", "caption_frames_shape", "caption_frames_windows", "caption_frames_fps",
+                      "caption_sampling", "caption_status", "caption_error", "caption_attempts")
 
     def __init__(self, cfg: Config):
         self.caption, self.sample_fps = cfg.caption, cfg.samples.fps
@@ -319,13 +325,14 @@ class CaptionPrepStage(Stage):
         c = self.caption
         for row in _kept(rows):
             try:
-                frames, fps = clip_frames(row.get("samples") or [], row.get("sample_times") or [], frames=c.frames,
-                                          rate=c.frame_rate, max_pixels=c.max_pixels, sample_fps=self.sample_fps)
+                frames, windows, fps, sampling = clip_frames(
+                    row.get("samples") or [], row.get("sample_times") or [], frames=c.frames, rate=c.frame_rate,
+                    max_pixels=c.max_pixels, sample_fps=self.sample_fps, long_clips=c.long_clips)
             except ValueError as e:
                 row.update(caption_status="failed", caption_error=f"frames: {e}", caption_attempts=0)
                 continue
             row.update(caption_frames=frames.tobytes(), caption_frames_shape=list(frames.shape),
-                       caption_frames_fps=fps)
+                       caption_frames_windows=windows, caption_frames_fps=fps, caption_sampling=json.dumps(sampling))
         return rows
 
 
@@ -334,36 +341,127 @@ class CaptionStage(Stage):
     Every kept scene leaves with caption columns: `ok`, or `failed` and why (the clip is kept either way)."""
 
     name = "caption"
-    input_columns = ("clip_id", "keep", "caption_frames", "caption_frames_shape", "caption_frames_fps",
-                     "duration_s")
+    input_columns = ("clip_id", "keep", "caption_frames", "caption_frames_shape", "caption_frames_windows",
+                     "caption_frames_fps", "caption_sampling", "duration_s")
     output_columns = (*(f.name for f in CAPTION_FIELDS), "caption_gen_s")
 
     def __init__(self, cfg: Config, keep_columns: tuple[str, ...] | None = None):
-        from captioner import Captioner, GenerationParams, get_prompt, make_backend
-
         self.keep_columns = keep_columns
-        c = cfg.caption
-        self.prompt = get_prompt(c.prompt)
-        backend = make_backend(c, cfg.profile)
-        backend.setup()
-        self.captioner = Captioner(backend, self.prompt, GenerationParams(c.max_new_tokens, c.temperature, c.top_p),
-                                   max_retries=c.max_retries, retry_temperature=c.retry_temperature,
-                                   min_words=c.min_words)
+        self.prompt, self.captioner = set_up_captioner(cfg.caption, cfg.profile, input="video")
 
     def process(self, rows: list[dict]) -> list[dict]:
-        import numpy as np
-
-        from captioner import CaptionRequest
+        """One request per window of each clip (a clip within the frame budget is one window), then each clip's
+        windows merged into its caption (captioner/windows.py)."""
+        from captioner.windows import merge_windows, windows_json
 
         todo = [r for r in _kept(rows) if r.get("caption_frames") is not None]
-        requests = [CaptionRequest(r["clip_id"], np.frombuffer(r["caption_frames"], np.uint8).copy().reshape(
-            r["caption_frames_shape"]), r["caption_frames_fps"], r["duration_s"]) for r in todo]
+        requests, owners = [], []
+        for k, row in enumerate(todo):
+            for request in _window_requests(row):
+                requests.append(request)
+                owners.append(k)
         before = self.captioner.stats.generate_s
         outcomes = self.captioner(requests) if requests else []
         share = (self.captioner.stats.generate_s - before) / max(1, len(todo))
-        for row, outcome in zip(todo, outcomes):
+        per_clip = [[o for o, k in zip(outcomes, owners) if k == i] for i in range(len(todo))]
+        for row, windows in zip(todo, per_clip):
+            spans = json.loads(row.get("caption_sampling") or "{}").get("spans_s", [])
+            outcome = merge_windows(row["clip_id"], windows)
             row.update(outcome.columns(model=self.captioner.backend.label, prompt_id=self.prompt.id),
-                       caption_gen_s=share)
+                       caption_gen_s=share, caption_windows=windows_json(windows, spans),
+                       caption_sampling=row.get("caption_sampling"))
+        return rows
+
+
+def set_up_captioner(c, profile: str, *, input: str):
+    """The prompt and a Captioner around a set-up backend, for a `caption:` section (or its rewrite_section)."""
+    from captioner import Captioner, GenerationParams, get_prompt, make_backend
+
+    prompt = get_prompt(c.prompt, input=input)
+    backend = make_backend(c, profile)
+    backend.setup()
+    return prompt, Captioner(backend, prompt, GenerationParams(c.max_new_tokens, c.temperature, c.top_p),
+                             max_retries=c.max_retries, retry_temperature=c.retry_temperature, min_words=c.min_words)
+
+
+def _window_requests(row: dict):
+    """The caption requests of a prepared scene row: its frames cut into its windows."""
+    import numpy as np
+
+    from captioner import CaptionRequest
+
+    frames = np.frombuffer(row["caption_frames"], np.uint8).copy().reshape(row["caption_frames_shape"])
+    sizes = row.get("caption_frames_windows") or [len(frames)]
+    starts = np.cumsum([0, *sizes[:-1]])
+    for k, (start, size) in enumerate(zip(starts, sizes)):
+        clip_id = row["clip_id"] if len(sizes) == 1 else f"{row['clip_id']}#window{k + 1}"
+        yield CaptionRequest(clip_id, frames[start:start + size], row["caption_frames_fps"],
+                             size / max(row["caption_frames_fps"], 1e-6) if len(sizes) > 1 else row["duration_s"])
+
+
+class RewriteStage(Stage):
+    """The optional second pass (caption.rewrite): a text LLM rewrites each passed caption into a short and a
+    dense training caption, through the caption backends and checks. A model stage (actor pool). A rewrite that
+    fails its checks leaves the original caption as it was and says why (`rewrite_status`, `rewrite_error`)."""
+
+    name = "rewrite"
+    input_columns = ("clip_id", "keep", "caption_status", "caption_json")
+    output_columns = tuple(f.name for f in REWRITE_FIELDS)
+
+    def __init__(self, cfg: Config, keep_columns: tuple[str, ...] | None = None):
+        self.keep_columns = keep_columns
+        self.prompt, self.captioner = set_up_captioner(cfg.caption.rewrite_section(), cfg.profile, input="text")
+
+    def process(self, rows: list[dict]) -> list[dict]:
+        from captioner import CaptionRequest
+        from captioner.rewrite import annotation_text
+
+        todo = [r for r in _kept(rows) if r.get("caption_status") == "ok" and r.get("caption_json")]
+        requests = [CaptionRequest(r["clip_id"], None, text=annotation_text(r["caption_json"])) for r in todo]
+        for row, out in zip(todo, self.captioner(requests) if requests else []):
+            ok = out.status == "ok"
+            row.update(rewrite_short=out.fields.get("short_caption") if ok else None,
+                       rewrite_dense=out.fields.get("dense_caption") if ok else None, rewrite_status=out.status,
+                       rewrite_error=out.error, rewrite_model=self.captioner.backend.label,
+                       rewrite_prompt_id=self.prompt.id)
+        return rows
+
+
+class CaptionAlignStage(Stage):
+    """`caption_clip_score` of each captioned scene (filters/alignment.py), from the aesthetic stage's CLIP: its
+    text tower against the stored `clip_embedding`. A model stage (actor pool). A scene whose embedding another
+    CLIP made (a refilter under a changed config) is left unscored, with a warning."""
+
+    name = "caption_align"
+    input_columns = ("clip_id", "keep", "caption", "caption_short", "caption_status", "clip_embedding",
+                     "aesthetic_model")
+    output_columns = ("caption_clip_score",)
+
+    def __init__(self, cfg: Config, keep_columns: tuple[str, ...] | None = None):
+        from filters.aesthetic import AestheticScorer, spec_from_config
+
+        self.keep_columns = keep_columns
+        self.scorer = AestheticScorer(spec_from_config(cfg.scoring.aesthetic, cfg.profile), device="cpu")
+        self.scorer.setup()
+
+    def process(self, rows: list[dict]) -> list[dict]:
+        import logging
+
+        from filters.alignment import caption_clip_scores, caption_text
+
+        model = self.scorer.spec.name
+        todo = [r for r in _kept(rows) if r.get("caption_status") == "ok" and r.get("clip_embedding") is not None]
+        other = [r for r in todo if r.get("aesthetic_model") != model]
+        if other:
+            logging.getLogger(__name__).warning(
+                "%d captions left without caption_clip_score: their clips were embedded by %s, not %s",
+                len(other), other[0].get("aesthetic_model"), model)
+        todo = [r for r in todo if r.get("aesthetic_model") == model]
+        scores = caption_clip_scores(self.scorer.embed_text,
+                                     [caption_text(r.get("caption_short"), r.get("caption")) for r in todo],
+                                     [r["clip_embedding"] for r in todo])
+        for row, score in zip(todo, scores):
+            row["caption_clip_score"] = score
         return rows
 
 
@@ -438,7 +536,7 @@ class WriteStage(Stage):
     name = "write"
     input_columns = tuple(dict.fromkeys([
         "video", *(n for n in CANDIDATES.names if n not in ("run_id", "model_profile")),
-        *(f.name for f in CAPTION_FIELDS), "caption_gen_s", *EncodeStage.output_columns]))
+        *(f.name for f in (*CAPTION_FIELDS, *REWRITE_FIELDS)), "caption_gen_s", *EncodeStage.output_columns]))
 
     def __init__(self, store: LanceStore, *, run_id: str, profile: str, candidates: bool = True):
         self.store, self.run_id, self.profile = store, run_id, profile
@@ -447,7 +545,7 @@ class WriteStage(Stage):
     def run(self, batch: pa.Table) -> pa.Table:
         rows = batch.select(list(self.input_columns)).to_pylist()
         stamp = {"run_id": self.run_id, "model_profile": self.profile}
-        candidates, clips = [], []
+        candidates, clips, decisions = [], [], []
         progress: dict[str, dict] = {}
         for row in rows:
             vid = row["video_id"]
@@ -457,6 +555,7 @@ class WriteStage(Stage):
             rec["rows"] += 1
             rec["kept"] += bool(row.get("keep"))
             candidates.append({**{k: row.get(k) for k in CANDIDATES.names}, **stamp})
+            decisions.append(json.dumps({k: row.get(k) for k in DECISION_COLUMNS}))
             if row.get("keep") and row.get("clip") is not None:
                 rec["clips"] += 1
                 rec["clips_s"] += row["clip_duration_s"] or 0.0
@@ -467,6 +566,7 @@ class WriteStage(Stage):
                                      if self.candidates else []),
             "clips_fragments": self.store.write_fragments("clips", _table(clips, CLIPS)),
             "video_progress": [json.dumps(p, default=str) for p in progress.values()],
+            "decisions": [] if self.candidates else decisions,
         }], schema=COMMIT_ROW)
 
 
@@ -489,7 +589,8 @@ def clip_record(row: dict, stamp: dict) -> dict:
         "start_s": row["clip_start_s"] if copied_from_keyframe else row["start_s"], "end_s": row["end_s"],
         "video": row["clip"], "codec": row["clip_codec"], "width": row["clip_width"],
         "height": row["clip_height"], "fps": row["clip_fps"], "num_frames": row["clip_num_frames"],
-        "duration_s": row["clip_duration_s"], **{f.name: row.get(f.name) for f in (*SCORE_FIELDS, *CAPTION_FIELDS)},
+        "duration_s": row["clip_duration_s"],
+        **{f.name: row.get(f.name) for f in (*SCORE_FIELDS, *CAPTION_FIELDS, *REWRITE_FIELDS)},
         **stamp,
     }
 

@@ -43,6 +43,8 @@ SCORE_FIELDS = [
     pa.field("ocr_text", pa.string()),  # recognised persistent text (scoring.ocr.recognize)
     pa.field("nsfw_score", pa.float32()),  # highest explicit-class confidence (filters/safety.py)
     pa.field("nsfw_classes", pa.list_(pa.string())),  # every NudeNet class found, faces included
+    # After captioning: CLIP cosine of the short caption and the clip's embedding (filters/alignment.py)
+    pa.field("caption_clip_score", pa.float32()),
 ]
 
 VIDEO_INFO = pa.struct([
@@ -105,6 +107,21 @@ CAPTION_FIELDS = [
     pa.field("caption_tokens", pa.int64()),  # output tokens over all attempts
     pa.field("caption_model", pa.string()),
     pa.field("prompt_id", pa.string()),
+    # How the frames were chosen (captioner/frames.py): JSON {"mode": uniform | rate | subsampled | windows,
+    # "frames", "windows", "fps", "spans_s"}; and, for windows, each window's own answer (captioner/windows.py).
+    pa.field("caption_sampling", pa.string()),
+    pa.field("caption_windows", pa.string()),
+]
+
+# Filled by the rewrite pass (caption.rewrite) for clips whose caption passed: a text LLM's short and dense
+# training captions from the caption's fields, stored beside the original (null when the pass is off).
+REWRITE_FIELDS = [
+    pa.field("rewrite_short", pa.string()),
+    pa.field("rewrite_dense", pa.string()),
+    pa.field("rewrite_status", pa.string()),  # ok | failed (its answer failed the checks: see rewrite_error)
+    pa.field("rewrite_error", pa.string()),
+    pa.field("rewrite_model", pa.string()),
+    pa.field("rewrite_prompt_id", pa.string()),
 ]
 
 # One row per scene between stages. `samples` holds the scene's frames at the sample rate (upright JPEGs) for
@@ -138,9 +155,11 @@ SCENE_ROW = pa.schema([
     # The caption prep stage's frames (RGB uint8, `caption_frames_shape` = T, H, W, 3) for the caption actors.
     pa.field("caption_frames", pa.binary()),
     pa.field("caption_frames_shape", pa.list_(pa.int32())),
+    pa.field("caption_frames_windows", pa.list_(pa.int32())),  # frames of each window, in order (one: the clip)
     pa.field("caption_frames_fps", pa.float64()),
     pa.field("caption_gen_s", pa.float64()),  # this clip's share of generation time (for tokens/s)
     *CAPTION_FIELDS,
+    *REWRITE_FIELDS,
 ])
 
 RUN_FIELDS = [
@@ -188,6 +207,7 @@ CLIPS = pa.schema([
     pa.field("duration_s", pa.float64()),
     *SCORE_FIELDS,
     *CAPTION_FIELDS,
+    *REWRITE_FIELDS,
     *RUN_FIELDS,
 ])
 
