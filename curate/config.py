@@ -259,6 +259,7 @@ class VLLMEngineConfig(Section):
     min_replicas: int = Field(1, ge=1)  # ray_data_llm: engine replicas (each tensor_parallel_size GPUs)
     max_replicas: int = Field(1, ge=1)
     max_concurrent_batches: int = Field(8, ge=1)  # ray_data_llm: batches in flight per replica
+    retry_replicas: int = Field(1, ge=1)  # ray_data_llm: the engine pool of each retry pass
 
 
 class OpenAIEndpointConfig(Section):

@@ -6,7 +6,7 @@ from captioner.backends.base import CaptionBackend, CaptionRequest, CaptionSetup
 
 BACKENDS = ("vllm", "openai", "transformers")
 # `caption.vllm` fields about how the job drives the engine, not options of `vllm.LLM`
-JOB_ONLY = {"batch_api", "min_replicas", "max_replicas", "max_concurrent_batches"}
+JOB_ONLY = {"batch_api", "min_replicas", "max_replicas", "max_concurrent_batches", "retry_replicas"}
 
 __all__ = ["BACKENDS", "CaptionBackend", "CaptionRequest", "CaptionSetupError", "Generation", "GenerationParams",
            "make_backend", "preflight", "resolve_model"]

