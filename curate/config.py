@@ -91,9 +91,10 @@ class ResourcesConfig(Section):
                                                                            memory_gb=2.0))
     # The CLIP text tower that scores captions against their clips (caption.clip_score); CPU unless num_gpus. It
     # reserves no CPU: one text forward a caption is light, and a third actor holding CPUs would leave no node a
-    # whole CPU for analysis on small clusters (measured: a 1 + 2 CPU two-node cluster stalled).
+    # whole CPU for analysis on small clusters (measured: a 1 + 2 CPU two-node cluster stalled). It takes blocks
+    # as they come: gathering a batch of captions would hold finished videos back from their commit.
     caption_align: StageResources = Field(default_factory=lambda: StageResources(num_cpus=0.0, concurrency=1,
-                                                                                 batch_size=64, memory_gb=1.0))
+                                                                                 memory_gb=1.0))
     encode: StageResources = Field(default_factory=StageResources)
     write: StageResources = Field(default_factory=StageResources)
 

@@ -444,7 +444,8 @@ class CaptionAlignStage(Stage):
         from filters.aesthetic import AestheticScorer, spec_from_config
 
         self.keep_columns = keep_columns
-        self.scorer = AestheticScorer(spec_from_config(cfg.scoring.aesthetic, cfg.profile), device="cpu")
+        device = "cuda" if cfg.resources.caption_align.num_gpus else "cpu"  # the pipeline gave it that GPU
+        self.scorer = AestheticScorer(spec_from_config(cfg.scoring.aesthetic, cfg.profile), device=device)
         self.scorer.setup()
 
     def process(self, rows: list[dict]) -> list[dict]:

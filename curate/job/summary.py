@@ -58,8 +58,10 @@ class RunSummary:
         return self.caption_tokens / self.caption_gen_s if self.caption_gen_s else 0.0
 
     def caption_line(self) -> str:
+        # no rate where generation time is not ours to measure (Ray Data LLM's engine stage, caption_batch.py)
+        rate = f" at {self.caption_tokens_per_s:.0f} tokens/s per actor" if self.caption_gen_s else ""
         return (f"  captions: {self.captioned} ok, {self.caption_failed} failed, {self.caption_retried} retried; "
-                f"{self.caption_tokens} output tokens at {self.caption_tokens_per_s:.0f} tokens/s per actor")
+                f"{self.caption_tokens} output tokens{rate}")
 
     def format(self) -> str:
         lines = [
