@@ -27,10 +27,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import numpy as np
-
 from curate.config import Config
-from curate.job.stages import CaptionStage, Stage, put_column
+from curate.job.stages import CaptionStage, Stage, prepared_frames, put_column
 from curate.store.schema import CAPTION_FIELDS, SCENE_ROW
 
 SKIP = "vidcurate: nothing to generate"  # the pass-through mark (see the module docstring)
@@ -164,8 +162,7 @@ class Requests:
 
         if not self.wanted(row):
             return {"__inference_error__": SKIP}
-        frames = np.frombuffer(row["caption_frames"], np.uint8).reshape(row["caption_frames_shape"]).copy()
-        request = CaptionRequest(row["clip_id"], frames, row["caption_frames_fps"], row["duration_s"])
+        request = CaptionRequest(row["clip_id"], prepared_frames(row), row["caption_frames_fps"], row["duration_s"])
         inputs = engine_input(_tokenizer(self.model), self.prompt, request)
         return {"prompt": inputs["prompt"], "multimodal_data": inputs["multi_modal_data"],
                 "mm_processor_kwargs": inputs["mm_processor_kwargs"],

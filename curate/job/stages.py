@@ -371,8 +371,7 @@ class CaptionStage(Stage):
             spans = json.loads(row.get("caption_sampling") or "{}").get("spans_s", [])
             outcome = merge_windows(row["clip_id"], windows)
             row.update(outcome.columns(model=self.captioner.backend.label, prompt_id=self.prompt.id),
-                       caption_gen_s=share, caption_windows=windows_json(windows, spans),
-                       caption_sampling=row.get("caption_sampling"))
+                       caption_gen_s=share, caption_windows=windows_json(windows, spans))
         return rows
 
 
@@ -387,13 +386,20 @@ def set_up_captioner(c, profile: str, *, input: str):
                              max_retries=c.max_retries, retry_temperature=c.retry_temperature, min_words=c.min_words)
 
 
+def prepared_frames(row: dict):
+    """The caption prep stage's frames of a row, as the (T, H, W, 3) RGB array it stored (a writable copy)."""
+    import numpy as np
+
+    return np.frombuffer(row["caption_frames"], np.uint8).reshape(row["caption_frames_shape"]).copy()
+
+
 def _window_requests(row: dict):
     """The caption requests of a prepared scene row: its frames cut into its windows."""
     import numpy as np
 
     from captioner import CaptionRequest
 
-    frames = np.frombuffer(row["caption_frames"], np.uint8).copy().reshape(row["caption_frames_shape"])
+    frames = prepared_frames(row)
     sizes = row.get("caption_frames_windows") or [len(frames)]
     starts = np.cumsum([0, *sizes[:-1]])
     for k, (start, size) in enumerate(zip(starts, sizes)):
