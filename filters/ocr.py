@@ -143,8 +143,9 @@ class TextScorer:
 
         h, w = frame.shape[:2]
         scale = min(MAX_UPSCALE, self.settings.max_side / max(h, w))
-        if scale > 1.05:  # small sources: detect on an upscaled frame so that small text is still seen
-            frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        if abs(scale - 1.0) > 0.05:  # small sources are upscaled so that small text is still seen
+            frame = cv2.resize(frame, None, fx=scale, fy=scale,
+                               interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
         h, w = frame.shape[:2]
         quads, _ = det(frame)
         boxes = [[float(q[:, 0].min() / w), float(q[:, 1].min() / h), float(min(w, q[:, 0].max() + 1) / w),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 
+import numpy as np
 import pytest
 from burnin import KINDS, Overlay, burn, clean_videos, curate_file, group_of, overlay_box, overlay_drops, positives
 
@@ -133,3 +134,22 @@ def test_opencv_stays_headless():
     its dependencies (Makefile), so only the headless build may be present."""
     names = {d.metadata["Name"].lower() for d in importlib.metadata.distributions()}
     assert "opencv-python-headless" in names and "opencv-python" not in names
+
+
+def test_ocr_reads_frames_at_max_side_whatever_the_sample_size(testdata, tmp_path):
+    """`scoring.ocr.max_side` is the detection size up and down: samples larger than it are scaled down (the
+    detector's own pre-processing only shrinks frames over 960 px), small ones up, at most MAX_UPSCALE."""
+    from filters.ocr import MAX_UPSCALE, _models
+
+    det, _ = _models(OcrSettings(max_side=320))
+    seen = []
+
+    class Spy:
+        def __call__(self, frame):
+            seen.append(frame.shape[:2])
+            return det(frame)
+
+    scorer = TextScorer(OcrSettings(max_side=320))
+    for h, w in ((576, 720), (120, 160)):
+        scorer._detect(Spy(), np.zeros((h, w, 3), np.uint8))
+    assert seen == [(256, 320), (int(120 * MAX_UPSCALE), int(160 * MAX_UPSCALE))]

@@ -48,6 +48,21 @@ def test_a_run_ends_compacted_and_indexed(demo_dataset):
     assert summary.versions["clips"] == lance.dataset(str(out / "clips.lance"), version=summary.tag).version
 
 
+def test_summary_says_where_the_time_went(demo_dataset):
+    """Ray's share apart from the work: the driver's phases add up within the wall time, commits happen inside the
+    execution, and every stage's busy time comes from Ray Data's own stats (fused stages as one operator)."""
+    _, summary = demo_dataset
+    t = summary.timings
+    assert set(t) == {"prepare_s", "ray_start_s", "execute_s", "commit_s", "finish_s"}
+    assert t["prepare_s"] + t["ray_start_s"] + t["execute_s"] <= summary.wall_s + 0.01
+    assert 0 < t["commit_s"] <= t["execute_s"]
+    busy = summary.stage_busy_s
+    assert next(iter(busy)).startswith("Analyze"), busy  # in graph order
+    assert any("Encode" in name for name in busy) and any("Caption" in name for name in busy), busy
+    assert all(s > 0 for s in busy.values()), busy
+    assert "stages busy: Analyze" in summary.format()
+
+
 def test_rows_match_the_truth(demo_dataset, demo_corpus):
     out, summary = demo_dataset
     truth = {t.file: t for t in load_truth(demo_corpus)}

@@ -276,6 +276,7 @@ class Committer:
         self._ready: list[dict] = []
         self._last = time.monotonic()
         self.finished: list[dict] = []
+        self.commit_s = 0.0  # the driver's time in flush(): Ray's share, apart from the stages' work
 
     def add(self, row: dict) -> None:
         self._candidates.extend(row["candidates_fragments"] or [])
@@ -295,6 +296,7 @@ class Committer:
         """Commits clips, then candidates, then the rows of finished videos: a crash between leaves no
         `videos` row, so the next run knows to redo that video. Before a video's row goes in, copies of its
         scenes that another run wrote at the same time are removed (`LanceStore.dedupe`)."""
+        started = time.monotonic()
         msg = f"curate run {self.run_id}"
         self.store.commit_fragments("clips", self._clips, message=msg)
         self.store.commit_fragments("candidates", self._candidates, message=msg)
@@ -313,17 +315,43 @@ class Committer:
                     self.on_video(row)
             self._ready = []
         self._last = time.monotonic()
+        self.commit_s += self._last - started
 
     @property
     def unfinished(self) -> int:
         return len(self._progress)
 
 
-def execute(ds, committer: Committer) -> None:
-    """Streams the dataset through the committer, committing at the end whatever is left."""
+def execute(ds, committer: Committer) -> dict[str, float]:
+    """Streams the dataset through the committer, committing at the end whatever is left. Returns each
+    operator's busy seconds (`operator_busy_s`)."""
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         for row in batch.to_pylist():
             committer.add(row)
     committer.flush()
     if committer.unfinished:
         log.warning("%d videos did not receive all their scene rows", committer.unfinished)
+    return operator_busy_s(ds)
+
+
+def operator_busy_s(ds) -> dict[str, float]:
+    """Seconds each Ray Data operator's tasks and actors spent on blocks, summed over them (Ray's own
+    measurement; stages Ray fused into one task show as one operator: "Analyze+Score"). Empty when this Ray
+    version's stats are not readable: they are a report, never a reason to fail the run."""
+    try:
+        summary = ds.get_stats_summary()
+    except Exception as e:  # noqa: BLE001 - a DeveloperAPI; the run's data is already committed
+        log.debug("no Ray Data stats: %s", e)
+        return {}
+    busy: dict[str, float] = {}
+    pending = [summary]
+    while pending:
+        s = pending.pop()
+        pending.extend(s.parents)
+        for op in s.operators_stats:
+            if op.wall_time is None or op.operator_name.startswith(("FromItems", "Input")):
+                continue
+            name = "+".join(part.removeprefix("MapBatches(").rstrip(")").removesuffix("Stage")
+                            for part in op.operator_name.split("->"))
+            busy[name] = round(busy.get(name, 0.0) + float(op.wall_time.sum), 3)
+    return dict(reversed(list(busy.items())))  # parents were read last: graph order

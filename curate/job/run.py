@@ -83,11 +83,15 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
                           interval_s=cfg.commit_interval_s, on_video=lambda row: bar.update(1) if bar else None)
     record = _RunRecord(store, summary, cfg, inputs, started_at)
     status = "failed"
+    clock = _Clock(summary.timings, since=started)
     try:
         record.start()
+        clock.lap("prepare_s")
         if todo:
             init_ray(address)
-            execute(build_dataset(todo, cfg, store, run_id=summary.run_id), committer)
+            clock.lap("ray_start_s")
+            summary.stage_busy_s = execute(build_dataset(todo, cfg, store, run_id=summary.run_id), committer)
+            clock.lap("execute_s")
         status = "completed"
     finally:
         if bar:
@@ -95,15 +99,29 @@ def run(inputs: list[str] | str, output: str, *, config: Config | str | Path | N
         _tally(summary, committer.finished)
         for name in ("clips", "candidates"):  # copies left by a concurrent run that died before deduping
             store.dedupe(name)
+        summary.timings["commit_s"] = committer.commit_s
         summary.wall_s = time.monotonic() - started
         record.finish(status)
         store.optimize()  # this run's small fragments compacted, the id indexes brought up to date
         summary.versions = store.tag_all(summary.tag)
+        clock.lap("finish_s")
     if cfg.dedup.on_run:  # the whole dataset: this run's reposts of earlier runs' videos are caught too
         from curate.job.dedup import dedup
 
         summary.dedup = dedup(output, config=cfg, address=address).to_dict()
     return summary
+
+
+class _Clock:
+    """Records the seconds since the previous lap (or since it was made) under each lap's name."""
+
+    def __init__(self, into: dict[str, float], *, since: float):
+        self.into, self._last = into, since
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.into[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def in_shard(uri: str, index: int, count: int) -> bool:

@@ -45,6 +45,10 @@ class RunSummary:
     versions: dict[str, int] = field(default_factory=dict)
     dedup: dict | None = None  # curate.job.dedup.DedupSummary, when `dedup.on_run`
     failures: list[tuple[str, str]] = field(default_factory=list)  # (uri, error)
+    # Where the wall time went (seconds): the driver's phases, see `timings_line`.
+    timings: dict[str, float] = field(default_factory=dict)
+    # Each Ray Data operator's busy time summed over its tasks and actors (fused stages share one operator).
+    stage_busy_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def tag(self) -> str:
@@ -63,6 +67,19 @@ class RunSummary:
         return (f"  captions: {self.captioned} ok, {self.caption_failed} failed, {self.caption_retried} retried; "
                 f"{self.caption_tokens} output tokens{rate}")
 
+    def timings_line(self) -> str:
+        """Ray's share apart from the work: start-up, the streaming execution (workers starting, models loading,
+        every stage), the driver's commits, and the closing compaction and tags."""
+        t = self.timings
+        if not t:
+            return ""
+        done = self.videos_ok + self.videos_failed + self.videos_retryable
+        per_video = f" ({1000 * t.get('commit_s', 0.0) / done:.0f} ms a video)" if done else ""
+        busy = ", ".join(f"{name} {s:.1f} s" for name, s in self.stage_busy_s.items())
+        return (f"  time: prepare {t.get('prepare_s', 0.0):.1f} s, Ray start {t.get('ray_start_s', 0.0):.1f} s, "
+                f"execute {t.get('execute_s', 0.0):.1f} s, commits {t.get('commit_s', 0.0):.1f} s{per_video}, "
+                f"closing {t.get('finish_s', 0.0):.1f} s" + (f"; stages busy: {busy}" if busy else ""))
+
     def format(self) -> str:
         lines = [
             f"run {self.run_id} -> {self.output}",
@@ -71,6 +88,7 @@ class RunSummary:
             f"  scenes: {self.scenes}, kept: {self.kept}, clips written: {self.clips}",
             *([self.caption_line()] if self.captioned or self.caption_failed else []),
             f"  hours in: {self.hours_in:.4f}, hours out: {self.hours_out:.4f}, wall: {self.wall_s:.1f} s",
+            *([self.timings_line()] if self.timings else []),
         ]
         if self.partial_videos_redone:
             lines.append(f"  resumed: removed partial rows of {self.partial_videos_redone} interrupted videos")

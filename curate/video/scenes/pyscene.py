@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from scenedetect.common import FrameTimecode
 from scenedetect.detectors import AdaptiveDetector, ContentDetector
 
 from curate.config import ScenesConfig
 from curate.video.scenes.base import CutDetector, scaled_size
+
+
+class _OpenCvFrameScore:
+    """ContentDetector's frame score (weighted mean absolute differences of hue, saturation, luma and edges from
+    the previous frame), with each difference summed by OpenCV (`cv2.norm`, L1) instead of numpy's int32 copies:
+    the same value (an exact integer sum over the same pixel count), at a third of the cost. It runs on every
+    frame of every video. Statistics are not recorded (the job does not set a stats manager)."""
+
+    def _calculate_frame_score(self, timecode: FrameTimecode, frame_img: np.ndarray) -> float:
+        hue, sat, lum = cv2.split(cv2.cvtColor(frame_img, cv2.COLOR_BGR2HSV))
+        edges = self._detect_edges(lum) if self._weights.delta_edges > 0.0 else None
+        last, self._last_frame = self._last_frame, ContentDetector._FrameData(hue, sat, lum, edges)
+        if last is None:
+            return 0.0
+        pixels = float(lum.shape[0] * lum.shape[1])
+        deltas = [0.0 if now is None or before is None else cv2.norm(now, before, cv2.NORM_L1) / pixels
+                  for now, before in zip((hue, sat, lum, edges), (last.hue, last.sat, last.lum, last.edges))]
+        return sum(d * w for d, w in zip(deltas, self._weights)) / sum(abs(w) for w in self._weights)
+
+
+class FastAdaptiveDetector(_OpenCvFrameScore, AdaptiveDetector):
+    """PySceneDetect's AdaptiveDetector with the OpenCV frame score."""
+
+
+class FastContentDetector(_OpenCvFrameScore, ContentDetector):
+    """PySceneDetect's ContentDetector with the OpenCV frame score."""
 
 
 class PySceneDetectCuts(CutDetector):
@@ -23,14 +50,14 @@ class PySceneDetectCuts(CutDetector):
         self._fps = fps if fps and fps > 0 else 25.0
         self._width = cfg.detect_width
         if cfg.detector == "adaptive":
-            self._detector = AdaptiveDetector(
+            self._detector = FastAdaptiveDetector(
                 adaptive_threshold=cfg.adaptive_threshold,
                 min_scene_len=cfg.min_scene_frames,
                 window_width=cfg.adaptive_window,
                 min_content_val=cfg.adaptive_min_content_val,
             )
         else:
-            self._detector = ContentDetector(threshold=cfg.content_threshold, min_scene_len=cfg.min_scene_frames)
+            self._detector = FastContentDetector(threshold=cfg.content_threshold, min_scene_len=cfg.min_scene_frames)
         self._cuts: list[int] = []
         self._count = 0
 
