@@ -37,6 +37,7 @@ test: venv lint
 bench: venv
 	command -v ffmpeg >/dev/null || (apt-get update -qq && apt-get install -y -qq ffmpeg)
 	$(PY) bench/analysis_bench.py
+	$(PY) bench/throughput_bench.py
 	$(PY) bench/scoring_bench.py
 	$(PY) bench/filters_bench.py
 	$(PY) bench/store_bench.py

@@ -110,6 +110,10 @@ class InputConfig(Section):
     # waiting retry_backoff_s, then twice that, ...; still failing, the video is `retryable` for the next run.
     retries: int = Field(2, ge=0, le=10)
     retry_backoff_s: float = Field(1.0, ge=0)
+    # Decoding (the analysis pass, and the encoder's second read): `auto` uses NVDEC where the stage has a GPU
+    # (resources.analyze / resources.encode num_gpus > 0), `cuda` always tries it, `cpu` never. A worker where
+    # it cannot be had says so once and decodes on the CPU (curate/video/gpu.py).
+    decode_device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @field_validator("extensions")
     @classmethod
@@ -181,6 +185,12 @@ class EncodeConfig(Section):
     # at some frame widths (426 px: a few encodes in a hundred differ, under CPU load). It costs about a quarter
     # more bytes at the same `crf` (BENCHMARKS.md); `false` keeps the smaller files.
     repeatable: bool = True
+    # `auto`: NVENC (`gpu_codec` with `gpu_options`, FFmpeg's names) where the encode stage has a GPU
+    # (resources.encode.num_gpus > 0); `cuda`: always try it; `cpu`: `codec`. A worker without NVENC says so once
+    # and encodes with `codec`. NVENC's constant-quality `cq` is not libx264's `crf`: compare by the bench.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    gpu_codec: str = "h264_nvenc"
+    gpu_options: dict[str, str] = Field(default_factory=lambda: {"preset": "p4", "rc": "vbr", "cq": "23"})
 
 
 class AestheticConfig(Section):

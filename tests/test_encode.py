@@ -113,3 +113,38 @@ def test_repeatable_encodes_switch_the_macroblock_tree_off():
     smaller = Config()
     smaller.encode.repeatable = False
     assert "x264-params" not in x264_options(smaller.encode)
+
+
+@pytest.mark.parametrize("device, stage_gpus, expected", [
+    ("auto", 0.0, False), ("auto", 1.0, True), ("auto", 0.5, True), ("cuda", 0.0, True), ("cpu", 1.0, False)])
+def test_gpu_engines_are_tried_where_the_config_says(device, stage_gpus, expected):
+    from curate.video.gpu import wants_gpu
+
+    assert wants_gpu(device, stage_gpus) is expected
+
+
+def test_nvdec_and_nvenc_fall_back_to_the_cpu_with_one_message(testdata, caplog):
+    """`cuda` for decoding and encoding: where this worker has no NVIDIA engine (this machine), each says why
+    once and the CPU codecs write the same clips; where it has one, the clips come from NVDEC and NVENC. Either
+    way every scene of bikes is written whole and decodes."""
+    import logging
+
+    from curate.video import gpu
+
+    gpu._said.clear()
+    path = testdata / "videos" / "bikes.mp4"
+    cfg = Config()
+    cfg.input.decode_device = "cuda"
+    with caplog.at_level(logging.WARNING, logger="curate.video.gpu"):
+        rows = analyze_source(Source(str(path)), cfg)
+        clips = encode(path, rows, device="cuda")
+        encode(path, rows, device="cuda")  # a second video in the same worker: nothing more is said
+    assert [r["start_frame"] for r in rows] == [0, 30, 76, 137, 187, 242]  # the same cuts through either decoder
+    for r in rows:
+        assert len(gray_frames(io.BytesIO(clips[r["clip_id"]].data))) == r["num_frames"]
+    said = [m for m in caplog.messages if "not available" in m]
+    nvdec_here = gpu.open_on_gpu(str(path), str(path)) is not None
+    nvenc_here = gpu.encoder_available("h264_nvenc") is None
+    assert len(said) == (not nvdec_here) + (not nvenc_here), said  # once each, however many videos
+    assert sum("NVDEC (CUDA decoding)" in m and "on the CPU" in m for m in said) == (0 if nvdec_here else 1), said
+    assert sum("h264_nvenc (NVENC)" in m and "libx264" in m for m in said) == (0 if nvenc_here else 1), said

@@ -22,6 +22,7 @@ import numpy as np
 from curate.config import Config
 from curate.job.failures import is_transient, with_retries
 from curate.store import ids
+from curate.video.gpu import wants_gpu
 from curate.video.media import (
     DecodeStats,
     FrameScaler,
@@ -131,7 +132,8 @@ def _analyze(source: Source, cfg: Config, info: dict) -> tuple[Probe, PassResult
         if size == 0:
             raise VideoError("empty file (0 bytes)")
         info["video_id"] = ids.video_id(source.uri, ids.content_fingerprint(size, *read_ends(source.uri, size)))
-        container = open_container(target, source.uri)
+        container = open_container(target, source.uri,
+                                   gpu=wants_gpu(cfg.input.decode_device, cfg.resources.analyze.num_gpus))
         meta = probe(container, max_pixels=cfg.input.max_pixels)
         _fill_probe(info, meta)
         result = run_pass(container, meta, cfg)

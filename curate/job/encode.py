@@ -14,6 +14,7 @@ from fractions import Fraction
 
 import av
 
+from curate.video.gpu import gpu_encoder, wants_gpu
 from curate.video.media import (
     DecodeStats,
     FrameScaler,
@@ -63,29 +64,38 @@ def output_rate(avg_fps: float, is_vfr: bool, max_fps: float, stream_rate) -> tu
     return Fraction(min(avg_fps or max_fps, max_fps)).limit_denominator(1001), False
 
 
-def encode_video_clips(uri: str, requests: list[ClipRequest], *, is_vfr: bool, avg_fps: float, cfg) -> dict:
+def encode_video_clips(uri: str, requests: list[ClipRequest], *, is_vfr: bool, avg_fps: float, cfg,
+                       gpus: float = 0.0, decode_device: str = "auto") -> dict:
     """Encodes several clips of one source, opening it once: clip_id -> EncodedClip, or clip_id -> one-line
     error for a clip that could not be written (see `iter_video_clips`)."""
-    return dict(iter_video_clips(uri, requests, is_vfr=is_vfr, avg_fps=avg_fps, cfg=cfg))
+    return dict(iter_video_clips(uri, requests, is_vfr=is_vfr, avg_fps=avg_fps, cfg=cfg, gpus=gpus,
+                                 decode_device=decode_device))
 
 
-def iter_video_clips(uri: str, requests: list[ClipRequest], *, is_vfr: bool, avg_fps: float, cfg):
+def iter_video_clips(uri: str, requests: list[ClipRequest], *, is_vfr: bool, avg_fps: float, cfg,
+                     gpus: float = 0.0, decode_device: str = "auto"):
     """Encodes the clips of one source in time order, opening it once, and yields (clip_id, EncodedClip or a
     one-line error) as each is done: only one clip's bytes need be held at a time.
 
     Args:
         cfg: the `encode` section of the config.
+        gpus: the GPUs the encode stage was given (`auto` devices use NVDEC and NVENC where it has one).
+        decode_device: the config's `input.decode_device`.
     """
     target, _size = open_binary(uri)
-    container = open_container(target, uri)
+    container = open_container(target, uri, gpu=cfg.mode != "copy" and wants_gpu(decode_device, gpus))
     container.streams.video[0].thread_type = "AUTO"
+    codec, options = cfg.codec, x264_options(cfg) if cfg.codec == "libx264" else {"threads": str(cfg.threads)}
+    if cfg.mode != "copy" and wants_gpu(cfg.device, gpus) and gpu_encoder(cfg.gpu_codec):
+        codec, options = cfg.gpu_codec, dict(cfg.gpu_options)
     try:
         for req in sorted(requests, key=lambda r: r.start_pts or 0):
             try:
                 if cfg.mode == "copy":
                     result = _copy_clip(container, req)
                 else:
-                    result = _reencode_clip(container, req, is_vfr=is_vfr, avg_fps=avg_fps, cfg=cfg)
+                    result = _reencode_clip(container, req, is_vfr=is_vfr, avg_fps=avg_fps, cfg=cfg, codec=codec,
+                                            options=options)
             except (VideoError, av.error.FFmpegError, ValueError) as e:
                 result = f"encode failed: {one_line(e)}"
             yield req.clip_id, result
@@ -129,7 +139,8 @@ def x264_options(cfg) -> dict[str, str]:
     return options
 
 
-def _reencode_clip(container, req: ClipRequest, *, is_vfr: bool, avg_fps: float, cfg) -> EncodedClip:
+def _reencode_clip(container, req: ClipRequest, *, is_vfr: bool, avg_fps: float, cfg, codec: str,
+                   options: dict[str, str]) -> EncodedClip:
     src = container.streams.video[0]
     rate, one_to_one = output_rate(avg_fps, is_vfr, cfg.max_fps, src.average_rate)
     tb = src.time_base
@@ -146,9 +157,9 @@ def _reencode_clip(container, req: ClipRequest, *, is_vfr: bool, avg_fps: float,
             rot = display_rotation(frame)
             dw, dh = rotated_size(frame.width, frame.height, rot)
             w, h = output_size(dw, dh, cfg.max_short_side)
-            stream = out.add_stream(cfg.codec, rate=rate)
+            stream = out.add_stream(codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.options = x264_options(cfg) if cfg.codec == "libx264" else {"threads": str(cfg.threads)}
+            stream.options = options
             scaler = FrameScaler(w, h, rot)
         f = scaler.to_frame(frame)
         f.pts, f.time_base = written, Fraction(1) / rate
@@ -177,7 +188,7 @@ def _reencode_clip(container, req: ClipRequest, *, is_vfr: bool, avg_fps: float,
         width, height = stream.width, stream.height
     finally:
         out.close()
-    return EncodedClip(data=buf.getvalue(), codec="h264" if cfg.codec == "libx264" else cfg.codec,
+    return EncodedClip(data=buf.getvalue(), codec="h264" if codec in ("libx264", "h264_nvenc") else codec,
                        width=width, height=height, fps=float(rate), num_frames=written,
                        duration_s=written / float(rate))
 

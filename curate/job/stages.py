@@ -512,7 +512,8 @@ class EncodeStage(Stage):
         requests = [ClipRequest(r["clip_id"], r["start_pts"], r["end_pts"], r["start_s"], r["end_s"])
                     for r in video_rows]
         results = iter_video_clips(info["uri"], requests, is_vfr=bool(info.get("is_vfr")),
-                                   avg_fps=info.get("avg_fps") or 0.0, cfg=self.cfg.encode)
+                                   avg_fps=info.get("avg_fps") or 0.0, cfg=self.cfg.encode,
+                                   gpus=self.cfg.resources.encode.num_gpus, decode_device=self.cfg.input.decode_device)
         done = set()
         try:
             for clip_id, res in results:

@@ -39,12 +39,19 @@ def one_line(exc: BaseException) -> str:
     return " ".join(text.split())[:500]
 
 
-def open_container(target, uri: str) -> av.container.InputContainer:
-    """Opens a source for reading, mapping FFmpeg's errors to one readable line.
+def open_container(target, uri: str, *, gpu: bool = False) -> av.container.InputContainer:
+    """Opens a source for reading, mapping FFmpeg's errors to one readable line; `gpu`: decode with NVDEC where
+    this worker has it (curate/video/gpu.py), on the CPU otherwise.
 
     Raises:
         VideoError: not a media file FFmpeg can read.
     """
+    if gpu:
+        from curate.video.gpu import open_on_gpu
+
+        container = open_on_gpu(target, uri)
+        if container is not None:
+            return container
     try:
         return av.open(target, mode="r", metadata_errors="ignore")
     except av.error.FFmpegError as e:

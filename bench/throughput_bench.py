@@ -1,0 +1,215 @@
+"""Throughput (issue 14): the analysis pass against ffmpeg and PySceneDetect on long inputs, and the whole job
+against its floor, with Ray's share apart.
+
+Inputs: generated long files (--minutes x --heights; ffmpeg's lavfi sources testsrc2, gradients, cellauto and SMPTE
+bars under a hue sweep, 15 s each in turn, libx264 veryfast CRF 23: a hard cut every 450 frames is the ground
+truth), and a corpus of the real files in ../shared/testdata (videos/ and real/).
+
+1. Analysis pass (in-process, tiny profile: decode, cuts, samples, keyframes) against `ffmpeg -f null`
+   (decode only, the floor) and `scenedetect detect-adaptive` (PySceneDetect's CLI), best of --repeat; the cuts
+   against the CLI's and the truth; peak RSS of a fresh process running ours against ffmpeg's.
+2. The whole job, captions off (tiny profile; a fresh local Ray per job, its start-up inside the wall time), on
+   the corpus and on each long file: wall time against the floor = ffmpeg decode-only of every input + an
+   ffmpeg/libx264 encode of every clip the job kept at the job's own settings (its clips' size and rate, CRF,
+   preset, threads, mbtree off), each measured here in the same run. The job's own split (the run summary's
+   `timings` and `stage_busy_s`: Ray start, execution, the driver's commits, closing; each stage's busy time)
+   and the peak RSS per kind of worker. Then `encode.mode: copy`, whose floor is decode-only.
+
+`--gpu` (a machine with an NVIDIA GPU): the analysis pass decodes with NVDEC, and the job's analysis and encode
+stages get half a GPU each, so they decode with NVDEC and encode with NVENC (curate/video/gpu.py; the floor's
+ffmpeg runs stay on the CPU codecs, the peer being the CPU job's). Without a GPU it says why and falls back.
+
+    make bench     (or: .venv/bin/python bench/throughput_bench.py [--minutes 1 4] [--heights 720 1080]
+                                                                   [--repeat 2] [--skip-analysis] [--skip-job]
+                                                                   [--gpu])
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TESTDATA = REPO.parent / "shared" / "testdata"
+OUT = REPO / "bench" / "out" / "throughput"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from analysis_bench import best_of, ffmpeg_decode, peak_rss_mib, scenedetect_cli  # noqa: E402
+from memory_bench import WorkerMemory  # noqa: E402
+
+SEGMENT_S = 15
+SOURCES = ("testsrc2", "gradients=speed=0.02:n=4", "cellauto=rule=110", "smptehdbars")
+VIDEO_EXTENSIONS = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".ogv"}
+
+
+def make_long(minutes: int, height: int, fps: int = 30) -> tuple[Path, list[int]]:
+    """A long H.264 file with a hard cut every SEGMENT_S seconds, and its scene starts (frame indices)."""
+    width = height * 16 // 9
+    path = OUT / f"long_{minutes}m_{height}p.mp4"
+    segments = minutes * 60 // SEGMENT_S
+    truth = [k * SEGMENT_S * fps for k in range(segments)]
+    if path.exists():
+        return path, truth
+    OUT.mkdir(parents=True, exist_ok=True)
+    cmd = ["ffmpeg", "-v", "error", "-y"]
+    for src in SOURCES:
+        name, _, opts = src.partition("=")
+        cmd += ["-f", "lavfi", "-i", f"{name}=s={width}x{height}:r={fps}" + (f":{opts}" if opts else "")]
+    parts = []
+    for k in range(segments):  # each source resumes where its previous segment ended
+        i, rep = k % len(SOURCES), k // len(SOURCES)
+        hue = ",hue=H=2*PI*t/15" if SOURCES[i] == "smptehdbars" else ""
+        parts.append(f"[{i}]trim=start={rep * SEGMENT_S}:duration={SEGMENT_S},setpts=PTS-STARTPTS{hue}[s{k}]")
+    graph = ";".join(parts) + ";" + "".join(f"[s{k}]" for k in range(segments))
+    graph += f"concat=n={segments}:v=1,format=yuv420p[v]"
+    tmp = path.with_suffix(".part.mp4")
+    subprocess.run([*cmd, "-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", "-preset", "veryfast",
+                    "-crf", "23", str(tmp)], check=True)
+    tmp.rename(path)
+    return path, truth
+
+
+def real_corpus() -> list[Path]:
+    files = [*sorted((TESTDATA / "videos").iterdir()), *sorted((TESTDATA / "real").iterdir())]
+    return [f for f in files if f.suffix.lower() in VIDEO_EXTENSIONS]
+
+
+def our_cuts(path: Path, gpu: bool = False) -> list[int]:
+    from curate.config import load_config
+    from curate.job.analyze import analyze_source
+    from curate.video.sources import Source
+
+    cfg = load_config(overrides={"input": {"decode_device": "cuda" if gpu else "cpu"}})
+    rows = analyze_source(Source(str(path)), cfg)
+    if rows[0]["video"]["status"] != "ok":
+        raise RuntimeError(rows[0]["video"]["error"])
+    return [r["start_frame"] for r in rows]
+
+
+def analysis(longs: list[tuple[Path, list[int]]], repeat: int, gpu: bool) -> None:
+    print(f"\n1. analysis pass (best of {repeat}{'; NVDEC' if gpu else ''})")
+    print(f"{'file':22} {'ours s':>7} {'ffmpeg s':>9} {'scdet s':>8} {'ours/ffmpeg':>12} {'scdet/ours':>11}"
+          f" {'RSS ours/ffmpeg MiB':>20}  cuts")
+    for path, truth in longs:
+        cuts, theirs = our_cuts(path, gpu), scenedetect_cli(path)
+        t_ours = best_of(repeat, lambda p=path: our_cuts(p, gpu))
+        t_ff = best_of(repeat, lambda p=path: ffmpeg_decode(p))
+        t_sd = best_of(1, lambda p=path: scenedetect_cli(p))
+        ours_mib = peak_rss_mib([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from "
+                                 "throughput_bench import our_cuts; from pathlib import Path; "
+                                 "our_cuts(Path(sys.argv[2]), sys.argv[3] == 'gpu')",
+                                 str(Path(__file__).parent), str(path), "gpu" if gpu else "cpu"])
+        ff_mib = peak_rss_mib(["ffmpeg", "-v", "error", "-threads", "0", "-i", str(path), "-f", "null", "-"])
+        agree = ("= CLI = truth" if cuts == theirs == truth else
+                 f"ours {'=' if cuts == truth else '!='} truth, CLI {'=' if theirs == truth else '!='} truth "
+                 f"(ours {cuts}, CLI {theirs})")
+        print(f"{path.name:22} {t_ours:7.2f} {t_ff:9.2f} {t_sd:8.2f} {t_ours / t_ff:12.2f} {t_sd / t_ours:11.2f}"
+              f" {ours_mib:9.0f}/{ff_mib:<10.0f}  {agree}")
+
+
+def job_config(mode: str, gpu: bool = False):
+    from curate.config import load_config
+
+    stage_gpus = {"resources": {"analyze": {"num_gpus": 0.5}, "encode": {"num_gpus": 0.5}}} if gpu else {}
+    return load_config(overrides={"caption": {"enabled": False}, "encode": {"mode": mode}, **stage_gpus})
+
+
+def run_job(name: str, inputs: list[Path], mode: str, gpu: bool):
+    """One job on a fresh local Ray: (summary, wall s, peak MiB per kind of worker, clips table)."""
+    import lance
+    import ray
+
+    import curate
+
+    out = OUT / f"ds-{name}-{mode}"
+    shutil.rmtree(out, ignore_errors=True)
+    t = time.perf_counter()
+    with WorkerMemory() as mem:
+        summary = curate.run([str(p) for p in inputs], str(out), config=job_config(mode, gpu), profile="tiny",
+                             progress=False)
+    wall = time.perf_counter() - t
+    ray.shutdown()
+    clips = lance.dataset(str(out / "clips.lance")).to_table(
+        columns=["video_id", "start_s", "end_s", "width", "height", "fps"]).to_pylist()
+    videos = {r["video_id"]: r["uri"] for r in
+              lance.dataset(str(out / "videos.lance")).to_table(columns=["video_id", "uri"]).to_pylist()}
+    for c in clips:
+        c["uri"] = videos[c["video_id"]]
+    return summary, wall, mem.by_stage(), clips
+
+
+def encode_floor(clips: list[dict], cfg) -> float:
+    """Seconds for ffmpeg to cut and encode every kept clip with the job's libx264 settings (one process each,
+    an input seek and an exact start, as the job does)."""
+    e = cfg.encode
+    total = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, c in enumerate(clips):
+            cmd = ["ffmpeg", "-v", "error", "-y", "-ss", f"{c['start_s']:.6f}", "-i", c["uri"],
+                   "-t", f"{c['end_s'] - c['start_s']:.6f}", "-an", "-vf", f"scale={c['width']}:{c['height']}",
+                   "-r", f"{c['fps']:.6f}", "-c:v", e.codec, "-preset", e.preset, "-crf", str(e.crf),
+                   "-threads", str(e.threads), "-pix_fmt", "yuv420p", "-x264-params", "mbtree=0",
+                   str(Path(tmp) / f"{k}.mp4")]
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True)
+            total += time.perf_counter() - t
+    return total
+
+
+def job(corpora: dict[str, list[Path]], gpu: bool) -> None:
+    print("\n2. whole job, captions off (tiny profile; a fresh local Ray each; the floor measured in this run"
+          f"{'; NVDEC and NVENC' if gpu else ''})")
+    print(f"{'corpus':16} {'mode':8} {'videos':>6} {'failed':>6} {'clips':>5} {'job s':>7} {'decode s':>9}"
+          f" {'encode s':>9} {'floor s':>8} {'x floor':>8}  where the job's time went")
+    peaks = {}
+    for name, inputs in corpora.items():
+        decode = sum(best_of(1, lambda p=p: ffmpeg_decode(p)) for p in inputs)
+        for mode in ("reencode", "copy"):
+            summary, wall, peak, clips = run_job(name, inputs, mode, gpu)
+            enc = encode_floor(clips, job_config(mode)) if mode == "reencode" else 0.0
+            floor = decode + enc
+            t = summary.timings
+            busy = ", ".join(f"{k} {v:.1f}" for k, v in summary.stage_busy_s.items())
+            print(f"{name:16} {mode:8} {len(inputs):6d} {summary.videos_failed:6d} {summary.clips:5d} {wall:7.1f}"
+                  f" {decode:9.1f} {enc:9.1f} {floor:8.1f} {wall / floor:8.2f}  Ray start "
+                  f"{t.get('ray_start_s', 0):.1f}, execute {t.get('execute_s', 0):.1f} (busy: {busy}), commits "
+                  f"{t.get('commit_s', 0):.2f}, closing {t.get('finish_s', 0):.1f}", flush=True)
+            peaks[f"{name} {mode}"] = peak
+    kinds = sorted({k for p in peaks.values() for k in p if "Stage" in k or k == "IDLE"})  # not Ray's own actors
+    print("\npeak RSS per kind of worker, MiB (the highest among the workers that peaked running it; IDLE: a task"
+          " worker whose peak came between tasks):")
+    print(f"{'job':26} " + " ".join(f"{k[:24]:>24}" for k in kinds))
+    for job_name, per in peaks.items():
+        print(f"{job_name:26} " + " ".join(f"{per.get(k, float('nan')):24.0f}" for k in kinds))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=int, nargs="+", default=[1])
+    ap.add_argument("--heights", type=int, nargs="+", default=[720, 1080])
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--skip-analysis", action="store_true")
+    ap.add_argument("--skip-job", action="store_true")
+    ap.add_argument("--gpu", action="store_true", help="NVDEC and NVENC (a machine with an NVIDIA GPU)")
+    args = ap.parse_args()
+    if shutil.which("ffmpeg") is None:
+        print("ffmpeg not found: `make bench` installs it (apt-get install ffmpeg)", file=sys.stderr)
+        return 2
+    t = time.perf_counter()
+    longs = [make_long(m, h) for m in args.minutes for h in args.heights]
+    print(f"inputs ready in {time.perf_counter() - t:.0f} s: " + ", ".join(p.name for p, _ in longs))
+    our_cuts(longs[0][0], args.gpu)  # imports and OpenCV warmed before timing
+    if not args.skip_analysis:
+        analysis(longs, args.repeat, args.gpu)
+    if not args.skip_job:
+        job({"real corpus": real_corpus(), **{p.stem: [p] for p, _ in longs}}, args.gpu)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
