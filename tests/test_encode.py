@@ -1,6 +1,7 @@
 """Clips are frame-accurate, playable, sized and timed as configured."""
 
 import io
+from pathlib import Path
 
 import av
 import numpy as np
@@ -129,13 +130,13 @@ def test_nvdec_and_nvenc_fall_back_to_the_cpu_with_one_message(testdata, caplog)
     way every scene of bikes is written whole and decodes."""
     import logging
 
-    from curate.video import gpu
+    from curate.video import gpu, media
 
-    gpu._said.clear()
+    media._said.clear()
     path = testdata / "videos" / "bikes.mp4"
     cfg = Config()
     cfg.input.decode_device = "cuda"
-    with caplog.at_level(logging.WARNING, logger="curate.video.gpu"):
+    with caplog.at_level(logging.WARNING, logger="curate.video.media"):
         rows = analyze_source(Source(str(path)), cfg)
         clips = encode(path, rows, device="cuda")
         encode(path, rows, device="cuda")  # a second video in the same worker: nothing more is said
@@ -148,3 +149,49 @@ def test_nvdec_and_nvenc_fall_back_to_the_cpu_with_one_message(testdata, caplog)
     assert len(said) == (not nvdec_here) + (not nvenc_here), said  # once each, however many videos
     assert sum("NVDEC (CUDA decoding)" in m and "on the CPU" in m for m in said) == (0 if nvdec_here else 1), said
     assert sum("h264_nvenc (NVENC)" in m and "libx264" in m for m in said) == (0 if nvenc_here else 1), said
+
+
+def test_copy_re_encodes_codecs_an_mp4_cannot_hold(testdata, caplog):
+    """`encode.mode: copy` on MS Video 1, Theora and VP8 (real files): an mp4 cannot carry them, so their clips are
+    re-encoded to H.264 whole, and the worker says so once per codec; H.264 is still copied."""
+    import logging
+
+    from curate.video import media
+
+    media._said.clear()
+    with caplog.at_level(logging.WARNING, logger="curate.video.media"):
+        for name, copied in (("cartoon3d_msvideo1_1.mkv", False), ("magnet_static_cam.ogv", False),
+                             ("screencast_vp8.webm", False), ("coin_pen_static_cam.mov", True)):
+            path = testdata / "real" / name
+            rows = analyze_source(Source(str(path)), Config())
+            clips = encode(path, rows, mode="copy")
+            for r in rows:
+                clip = clips[r["clip_id"]]
+                assert not isinstance(clip, str), (name, clip)
+                assert (clip.codec == "h264") and len(gray_frames(io.BytesIO(clip.data))) >= r["num_frames"] - 1
+            assert (rows[0]["video"]["codec"] == "h264") is copied
+    said = [m for m in caplog.messages if "an mp4 cannot hold" in m]
+    assert sorted(m.split("hold ")[1].split(" ")[0] for m in said) == ["msvideo1", "theora", "vp8"], said
+
+
+def test_a_clip_that_cannot_be_written_records_why(testdata, tmp_path):
+    """The source vanished between analysis and encoding: its scenes are dropped as `encode_failed` with the
+    one-line reason in `encode_error`, and the stage goes on."""
+    import shutil
+
+    import pyarrow as pa
+
+    from curate.job.stages import EncodeStage
+
+    path = shutil.copy(testdata / "videos" / "bikes.mp4", tmp_path / "gone.mp4")
+    rows = analyze_source(Source(str(path)), Config())
+    for r in rows:
+        r["keep"], r["drop_reasons"] = True, []
+    Path(path).unlink()
+    stage = EncodeStage(Config())
+    table = pa.Table.from_pylist([{k: r[k] for k in stage.input_columns} for r in rows])
+    out = pa.concat_tables(list(stage(table))).to_pylist()
+    assert len(out) == len(rows)
+    for r in out:
+        assert r["keep"] is False and r["drop_reasons"] == ["encode_failed"]
+        assert r["encode_error"].startswith("encode failed:") and "gone.mp4" in r["encode_error"], r["encode_error"]

@@ -24,6 +24,7 @@ from curate.video.media import (
     one_line,
     open_container,
     rotated_size,
+    say_once,
 )
 from curate.video.sources import open_binary
 
@@ -85,13 +86,14 @@ def iter_video_clips(uri: str, requests: list[ClipRequest], *, is_vfr: bool, avg
     target, _size = open_binary(uri)
     container = open_container(target, uri, gpu=cfg.mode != "copy" and wants_gpu(decode_device, gpus))
     container.streams.video[0].thread_type = "AUTO"
+    copy = cfg.mode == "copy" and _mp4_holds(container.streams.video[0])
     codec, options = cfg.codec, x264_options(cfg) if cfg.codec == "libx264" else {"threads": str(cfg.threads)}
-    if cfg.mode != "copy" and wants_gpu(cfg.device, gpus) and gpu_encoder(cfg.gpu_codec):
+    if not copy and wants_gpu(cfg.device, gpus) and gpu_encoder(cfg.gpu_codec):
         codec, options = cfg.gpu_codec, dict(cfg.gpu_options)
     try:
         for req in sorted(requests, key=lambda r: r.start_pts or 0):
             try:
-                if cfg.mode == "copy":
+                if copy:
                     result = _copy_clip(container, req)
                 else:
                     result = _reencode_clip(container, req, is_vfr=is_vfr, avg_fps=avg_fps, cfg=cfg, codec=codec,
@@ -101,6 +103,19 @@ def iter_video_clips(uri: str, requests: list[ClipRequest], *, is_vfr: bool, avg
             yield req.clip_id, result
     finally:
         container.close()
+
+
+def _mp4_holds(src) -> bool:
+    """Whether the source's codec can be copied into an mp4 (H.264, HEVC, AV1, VP9, MPEG-4 part 2 can; MS Video 1,
+    Theora, VP8 cannot). Clips of a source that cannot are re-encoded instead, and the worker says so once."""
+    try:
+        with av.open(io.BytesIO(), "w", format="mp4") as probe_out:
+            probe_out.add_stream_from_template(src)
+        return True
+    except (ValueError, av.error.FFmpegError) as e:
+        say_once(f"encode.mode copy: an mp4 cannot hold {src.codec_context.name} ({one_line(e)}): clips of such "
+                 "sources are re-encoded")
+        return False
 
 
 def _decoded(container, stream):
@@ -115,10 +130,9 @@ def _frames_in_span(container, req: ClipRequest):
         container.seek(req.start_pts, stream=stream, backward=True, any_frame=False)
         frames = _decoded(container, stream)
         first = next(frames, None)
-        if first is None:
-            return
-        if first.pts > req.start_pts:
-            # The demuxer seeked past the start (an imprecise index): read from the beginning instead.
+        if first is None or first.pts > req.start_pts:
+            # The demuxer seeked past the start (an imprecise index), or onto frames that do not decode without
+            # an earlier keyframe (a WebM without cues): read from the beginning instead.
             container.seek(0, stream=stream, backward=True, any_frame=False)
             frames = _decoded(container, stream)
         else:

@@ -28,7 +28,8 @@ _SKIP = {"keyframes", "sample_hashes"}
 BATCH_ROWS = 65536  # candidates decided at a time: memory bounded by this, not by the dataset
 _DECISION = pa.schema([pa.field("clip_id", pa.string()), pa.field("keep", pa.bool_()),
                        pa.field("drop_reasons", pa.list_(pa.string()))])
-_AFTER = pa.schema([*_DECISION, pa.field("caption_clip_score", pa.float32())])  # stages.DECISION_COLUMNS
+_AFTER = pa.schema([*_DECISION, pa.field("caption_clip_score", pa.float32()),
+                    pa.field("encode_error", pa.string())])  # stages.DECISION_COLUMNS
 
 
 @dataclass
@@ -176,8 +177,9 @@ def _after_encoding(changed: pa.Table, after: pa.Table, decided: _Decided, summa
             decided.kept_per_video[video_of[clip_id]] -= 1
         summary.kept -= len(dropped)
         summary.caption_dropped = len(dropped) - summary.encode_failed
-    # the caption these clips now have is new (or none): its score replaces the stored one, null included
-    store.update_columns("candidates", after.select(["clip_id", "caption_clip_score"]), key="clip_id")
+    # the caption these clips now have is new (or none): its score replaces the stored one, null included; and
+    # why an encode failed (null where it did not)
+    store.update_columns("candidates", after.select(["clip_id", "caption_clip_score", "encode_error"]), key="clip_id")
     return changed
 
 

@@ -34,7 +34,7 @@ COMMIT_ROW = pa.schema([
 ])
 # What a clips-only write reports of each scene it saw: the decision the caption rule or the encoder may have
 # changed, and the score the caption stage computed.
-DECISION_COLUMNS = ("clip_id", "keep", "drop_reasons", "caption_clip_score")
+DECISION_COLUMNS = ("clip_id", "keep", "drop_reasons", "caption_clip_score", "encode_error")
 
 # Per-video counters the write stage reports and the driver sums into the run summary.
 COUNTERS = ("rows", "kept", "clips", "clips_s", "captioned", "caption_retried", "caption_failed", "caption_tokens",
@@ -481,8 +481,8 @@ class EncodeStage(Stage):
     name = "encode"
     input_columns = ("video", "video_id", "clip_id", "keep", "drop_reasons", "start_frame", "start_pts", "end_pts",
                      "start_s", "end_s")
-    output_columns = ("keep", "drop_reasons", "clip", "clip_width", "clip_height", "clip_fps", "clip_num_frames",
-                      "clip_duration_s", "clip_codec", "clip_start_frame", "clip_start_s")
+    output_columns = ("keep", "drop_reasons", "encode_error", "clip", "clip_width", "clip_height", "clip_fps",
+                      "clip_num_frames", "clip_duration_s", "clip_codec", "clip_start_frame", "clip_start_s")
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -532,6 +532,7 @@ def _with_clip(row: dict, res) -> dict:
     if isinstance(res, str):
         row["keep"] = False
         row["drop_reasons"] = [*(row.get("drop_reasons") or []), "encode_failed"]
+        row["encode_error"] = res
         return row
     row.update(clip=res.data, clip_width=res.width, clip_height=res.height, clip_fps=res.fps,
                clip_num_frames=res.num_frames, clip_duration_s=res.duration_s, clip_codec=res.codec)

@@ -141,7 +141,8 @@ SCENE_ROW = pa.schema([
     *DEDUP_FIELDS,
     pa.field("keep", pa.bool_()),
     pa.field("drop_reasons", pa.list_(pa.string())),
-    # Filled by the encode stage for kept scenes.
+    # Filled by the encode stage for kept scenes (`encode_error`: why one could not be written).
+    pa.field("encode_error", pa.string()),
     pa.field("clip", pa.binary()),
     pa.field("clip_width", pa.int32()),
     pa.field("clip_height", pa.int32()),
@@ -187,6 +188,7 @@ CANDIDATES = pa.schema([
     *DEDUP_FIELDS,
     pa.field("keep", pa.bool_()),
     pa.field("drop_reasons", pa.list_(pa.string())),
+    pa.field("encode_error", pa.string()),  # with `encode_failed`: why the clip could not be written (one line)
     *RUN_FIELDS,
 ])
 

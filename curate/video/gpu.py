@@ -11,26 +11,16 @@ same code on both paths.
 from __future__ import annotations
 
 import io
-import logging
 from functools import lru_cache
 
 import av
 
-log = logging.getLogger(__name__)
-
-_said: set[str] = set()
+from curate.video.media import say_once
 
 
 def wants_gpu(device: str, stage_gpus: float) -> bool:
     """Whether a stage should try the GPU engines: `cuda` always, `auto` where the stage has a GPU."""
     return device == "cuda" or (device == "auto" and stage_gpus > 0)
-
-
-def say_once(message: str) -> None:
-    """A fallback is logged once per worker process, not once per video."""
-    if message not in _said:
-        _said.add(message)
-        log.warning(message)
 
 
 def open_on_gpu(target, uri: str):
