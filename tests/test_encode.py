@@ -130,13 +130,14 @@ def test_nvdec_and_nvenc_fall_back_to_the_cpu_with_one_message(testdata, caplog)
     way every scene of bikes is written whole and decodes."""
     import logging
 
-    from curate.video import gpu, media
+    from curate.common import once
+    from curate.video import gpu
 
-    media._said.clear()
+    once._said.clear()
     path = testdata / "videos" / "bikes.mp4"
     cfg = Config()
     cfg.input.decode_device = "cuda"
-    with caplog.at_level(logging.WARNING, logger="curate.video.media"):
+    with caplog.at_level(logging.WARNING, logger="curate"):
         rows = analyze_source(Source(str(path)), cfg)
         clips = encode(path, rows, device="cuda")
         encode(path, rows, device="cuda")  # a second video in the same worker: nothing more is said
@@ -156,10 +157,10 @@ def test_copy_re_encodes_codecs_an_mp4_cannot_hold(testdata, caplog):
     re-encoded to H.264 whole, and the worker says so once per codec; H.264 is still copied."""
     import logging
 
-    from curate.video import media
+    from curate.common import once
 
-    media._said.clear()
-    with caplog.at_level(logging.WARNING, logger="curate.video.media"):
+    once._said.clear()
+    with caplog.at_level(logging.WARNING, logger="curate"):
         for name, copied in (("cartoon3d_msvideo1_1.mkv", False), ("magnet_static_cam.ogv", False),
                              ("screencast_vp8.webm", False), ("coin_pen_static_cam.mov", True)):
             path = testdata / "real" / name

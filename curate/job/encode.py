@@ -14,6 +14,7 @@ from fractions import Fraction
 
 import av
 
+from curate.common.once import say_once
 from curate.video.gpu import gpu_encoder, wants_gpu
 from curate.video.media import (
     DecodeStats,
@@ -24,7 +25,6 @@ from curate.video.media import (
     one_line,
     open_container,
     rotated_size,
-    say_once,
 )
 from curate.video.sources import open_binary
 

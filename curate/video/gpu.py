@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import av
 
-from curate.video.media import say_once
+from curate.common.once import say_once
 
 
 def wants_gpu(device: str, stage_gpus: float) -> bool:

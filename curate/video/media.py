@@ -7,7 +7,6 @@ access assumes a constant rate.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,16 +18,6 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 # Give up on a stream after this many undecodable packets in a row: it is not damage, it is garbage.
 MAX_CONSECUTIVE_DECODE_ERRORS = 100
-
-log = logging.getLogger(__name__)
-_said: set[str] = set()
-
-
-def say_once(message: str) -> None:
-    """A fallback (no NVDEC here, a codec mp4 cannot hold) is logged once per worker process, not per video."""
-    if message not in _said:
-        _said.add(message)
-        log.warning(message)
 
 
 class VideoError(Exception):
