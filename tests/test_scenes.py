@@ -143,3 +143,25 @@ def test_opencv_frame_score_equals_pyscenedetects_own(testdata, name):
             tc = FrameTimecode(i, fps=25.0)
             assert ours._calculate_frame_score(tc, small) == theirs._calculate_frame_score(tc, small), i
     assert i == 249
+
+
+def test_a_failure_in_the_per_frame_work_ends_the_pass_with_its_reason(testdata, monkeypatch):
+    """The per-frame work runs on a thread of its own beside the decoder: an error there stops the pass (no hang,
+    no half-read video passed on as whole) and becomes the video's one-line reason."""
+    import curate.job.analyze as analyze
+    from curate.video.scenes.base import CutDetector
+
+    class Breaks(CutDetector):
+        name = "breaks"
+
+        def push(self, index, frame_bgr):
+            if index == 40:
+                raise RuntimeError("detector broke on frame 40")
+
+        def finish(self):
+            return []
+
+    monkeypatch.setattr(analyze, "make_detector", lambda cfg, fps: Breaks())
+    [row] = analyze_source(Source(str(testdata / "videos" / "bikes.mp4")), Config())
+    assert row["clip_id"] is None and row["video"]["status"] == "failed"
+    assert row["video"]["error"] == "RuntimeError: detector broke on frame 40"

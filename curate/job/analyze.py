@@ -11,7 +11,9 @@ samples. What stays in memory is a few numbers per frame (timestamps) and the de
 from __future__ import annotations
 
 import hashlib
+import queue
 import tempfile
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -161,39 +163,80 @@ def run_pass(container, meta: Probe, cfg: Config) -> PassResult:
     return res
 
 
+FRAMES_AHEAD = 4  # decoded frames queued for the per-frame work (a few full-size frames of memory)
+_END = object()
+
+
 def _decode_into(res: PassResult, container, stream, detector, meta: Probe, cfg: Config) -> None:
-    detect_scaler = sample_scaler = None
-    next_sample_t = 0.0
-    sample_every = 1.0 / cfg.samples.fps
-    first_pts = None
-    for frame in decode_frames(container, stream, res.stats):
-        if detect_scaler is None:
+    """Decodes on this thread and does each frame's work (`_FrameWork`) on another, through a short queue: the
+    decoder's threads are never kept waiting while a frame is scaled, scored for cuts, digested or sampled. The
+    work is mostly OpenCV and swscale, which release the GIL, so the two overlap (10-15% off the pass on 720p and
+    1080p here, BENCHMARKS.md); one worker thread keeps the frames in order."""
+    work = _FrameWork(res, detector, meta, cfg)
+    frames: queue.Queue = queue.Queue(maxsize=FRAMES_AHEAD)
+    worker = threading.Thread(target=work.drain, args=(frames,), name="analysis-frames", daemon=True)
+    worker.start()
+    try:
+        for frame in decode_frames(container, stream, res.stats):
+            if work.failure is not None:
+                break
+            frames.put(frame)
+    finally:
+        frames.put(_END)
+        worker.join()
+    if work.failure is not None:
+        raise work.failure
+    if res.num_frames:
+        res.cuts = detector.finish()
+        res.frame_times.append(res.frame_times[-1] + _last_frame_duration(res.frame_times, meta))
+
+
+class _FrameWork:
+    """Everything the pass does with one decoded frame, in order: its timestamp, the cut detector's small frame,
+    its digest, and a sample at the fixed rate."""
+
+    def __init__(self, res: PassResult, detector, meta: Probe, cfg: Config):
+        self.res, self.detector, self.meta, self.cfg = res, detector, meta, cfg
+        self.detect_scaler = self.sample_scaler = None
+        self.next_sample_t = 0.0
+        self.sample_every = 1.0 / cfg.samples.fps
+        self.first_pts = None
+        self.failure: BaseException | None = None
+
+    def drain(self, frames: queue.Queue) -> None:
+        while (frame := frames.get()) is not _END:
+            if self.failure is None:
+                try:
+                    self.add(frame)
+                except BaseException as e:  # noqa: BLE001 - raised again on the decoding thread
+                    self.failure = e
+
+    def add(self, frame) -> None:
+        res, meta = self.res, self.meta
+        if self.detect_scaler is None:
             res.rotation = display_rotation(frame)
             dw, dh = rotated_size(frame.width, frame.height, res.rotation)
-            detect_scaler = FrameScaler(*detector.input_size(dw, dh), res.rotation)
-            sample_scaler = FrameScaler(*fit_within(dw, dh, cfg.samples.max_side), res.rotation)
+            self.detect_scaler = FrameScaler(*self.detector.input_size(dw, dh), res.rotation)
+            self.sample_scaler = FrameScaler(*fit_within(dw, dh, self.cfg.samples.max_side), res.rotation)
         pts = frame.pts
-        if pts is not None and first_pts is None:
-            first_pts = pts
+        if pts is not None and self.first_pts is None:
+            self.first_pts = pts
         if pts is not None:
-            t = float((pts - first_pts) * meta.time_base)
+            t = float((pts - self.first_pts) * meta.time_base)
         else:  # no timestamp: assume the nominal rate after the previous frame
             t = res.frame_times[-1] + 1.0 / (meta.avg_fps or 25.0) if res.frame_times else 0.0
         index = res.num_frames
         res.frame_times.append(t)
         res.frame_pts.append(pts)
-        small = detect_scaler(frame)
-        detector.push(index, small)
+        small = self.detect_scaler(frame)
+        self.detector.push(index, small)
         res.frame_digests += zlib.crc32(np.ascontiguousarray(small)).to_bytes(DIGEST_BYTES, "little")
-        if t >= next_sample_t - 1e-6:
+        if t >= self.next_sample_t - 1e-6:
             res.sample_frames.append(index)
-            res.samples.append(encode_jpeg(sample_scaler(frame), cfg.samples.jpeg_quality))
-            while next_sample_t <= t + 1e-6:
-                next_sample_t += sample_every
+            res.samples.append(encode_jpeg(self.sample_scaler(frame), self.cfg.samples.jpeg_quality))
+            while self.next_sample_t <= t + 1e-6:
+                self.next_sample_t += self.sample_every
         res.num_frames += 1
-    if res.num_frames:
-        res.cuts = detector.finish()
-        res.frame_times.append(res.frame_times[-1] + _last_frame_duration(res.frame_times, meta))
 
 
 def _last_frame_duration(times: list[float], meta: Probe) -> float:
