@@ -23,19 +23,22 @@ def wants_gpu(device: str, stage_gpus: float) -> bool:
     return device == "cuda" or (device == "auto" and stage_gpus > 0)
 
 
-def open_on_gpu(target, uri: str):
-    """`av.open` with NVDEC (software decoding where NVDEC does not take the stream), or None with the reason
-    logged when CUDA decoding cannot be had here."""
+def open_on_gpu(target):
+    """`av.open` with NVDEC (software decoding where NVDEC does not take the stream). Where CUDA decoding cannot be
+    had here, the source is opened for the CPU and the reason logged once; a source that does not open either way
+    raises FFmpeg's error (it is the file, not the GPU)."""
     from av.codec.hwaccel import HWAccel
 
     try:
         return av.open(target, mode="r", metadata_errors="ignore",
                        hwaccel=HWAccel("cuda", allow_software_fallback=True))
     except (av.error.FFmpegError, OSError) as e:
-        say_once(f"NVDEC (CUDA decoding) is not available in this worker ({_reason(e)}): decoding on the CPU")
-        if hasattr(target, "seek"):
-            target.seek(0)
-        return None
+        reason = _reason(e)
+    if hasattr(target, "seek"):
+        target.seek(0)
+    container = av.open(target, mode="r", metadata_errors="ignore")
+    say_once(f"NVDEC (CUDA decoding) is not available in this worker ({reason}): decoding on the CPU")
+    return container
 
 
 @lru_cache(maxsize=4)

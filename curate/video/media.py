@@ -46,13 +46,11 @@ def open_container(target, uri: str, *, gpu: bool = False) -> av.container.Input
     Raises:
         VideoError: not a media file FFmpeg can read.
     """
-    if gpu:
-        from curate.video.gpu import open_on_gpu
-
-        container = open_on_gpu(target, uri)
-        if container is not None:
-            return container
     try:
+        if gpu:
+            from curate.video.gpu import open_on_gpu
+
+            return open_on_gpu(target)
         return av.open(target, mode="r", metadata_errors="ignore")
     except av.error.FFmpegError as e:
         raise VideoError(f"cannot open {uri.rsplit('/', 1)[-1]}: {one_line(e)}") from None
