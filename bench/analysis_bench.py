@@ -39,12 +39,15 @@ def best_of(repeat: int, fn) -> float:
     return min(times)
 
 
-def our_cuts(path: Path) -> list[int]:
+def our_cuts(path: Path, gpu: bool = False) -> list[int]:
+    """Our analysis pass's scene starts (`gpu`: decoding with NVDEC, bench/throughput_bench.py --gpu)."""
     from curate.config import Config
     from curate.job.analyze import analyze_source
     from curate.video.sources import Source
 
-    rows = analyze_source(Source(str(path)), Config())
+    cfg = Config()
+    cfg.input.decode_device = "cuda" if gpu else "cpu"
+    rows = analyze_source(Source(str(path)), cfg)
     if rows[0]["video"]["status"] != "ok":
         raise RuntimeError(rows[0]["video"]["error"])
     return [r["start_frame"] for r in rows]
@@ -94,11 +97,12 @@ def peak_rss_mib(cmd: list[str]) -> float:
     return peak / 1024
 
 
-def worker_peak_mib(path: Path) -> tuple[float, float]:
+def worker_peak_mib(path: Path, gpu: bool = False) -> tuple[float, float]:
     """Peak RSS (MiB) of a fresh process running our analysis, and of ffmpeg decoding the same file."""
     ours = peak_rss_mib([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                         "from analysis_bench import our_cuts; from pathlib import Path; our_cuts(Path(sys.argv[2]))",
-                         str(Path(__file__).parent), str(path)])
+                         "from analysis_bench import our_cuts; from pathlib import Path; "
+                         "our_cuts(Path(sys.argv[2]), sys.argv[3] == 'gpu')",
+                         str(Path(__file__).parent), str(path), "gpu" if gpu else "cpu"])
     ff = peak_rss_mib(["ffmpeg", "-v", "error", "-threads", "0", "-i", str(path), "-f", "null", "-"])
     return ours, ff
 

@@ -39,7 +39,7 @@ TESTDATA = REPO.parent / "shared" / "testdata"
 OUT = REPO / "bench" / "out" / "throughput"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from analysis_bench import best_of, ffmpeg_decode, peak_rss_mib, scenedetect_cli  # noqa: E402
+from analysis_bench import best_of, ffmpeg_decode, our_cuts, scenedetect_cli, worker_peak_mib  # noqa: E402
 from memory_bench import WorkerMemory  # noqa: E402
 
 SEGMENT_S = 15
@@ -79,18 +79,6 @@ def real_corpus() -> list[Path]:
     return [f for f in files if f.suffix.lower() in VIDEO_EXTENSIONS]
 
 
-def our_cuts(path: Path, gpu: bool = False) -> list[int]:
-    from curate.config import load_config
-    from curate.job.analyze import analyze_source
-    from curate.video.sources import Source
-
-    cfg = load_config(overrides={"input": {"decode_device": "cuda" if gpu else "cpu"}})
-    rows = analyze_source(Source(str(path)), cfg)
-    if rows[0]["video"]["status"] != "ok":
-        raise RuntimeError(rows[0]["video"]["error"])
-    return [r["start_frame"] for r in rows]
-
-
 def analysis(longs: list[tuple[Path, list[int]]], repeat: int, gpu: bool) -> None:
     print(f"\n1. analysis pass (best of {repeat}{'; NVDEC' if gpu else ''})")
     print(f"{'file':22} {'ours s':>7} {'ffmpeg s':>9} {'scdet s':>8} {'ours/ffmpeg':>12} {'scdet/ours':>11}"
@@ -100,11 +88,7 @@ def analysis(longs: list[tuple[Path, list[int]]], repeat: int, gpu: bool) -> Non
         t_ours = best_of(repeat, lambda p=path: our_cuts(p, gpu))
         t_ff = best_of(repeat, lambda p=path: ffmpeg_decode(p))
         t_sd = best_of(1, lambda p=path: scenedetect_cli(p))
-        ours_mib = peak_rss_mib([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from "
-                                 "throughput_bench import our_cuts; from pathlib import Path; "
-                                 "our_cuts(Path(sys.argv[2]), sys.argv[3] == 'gpu')",
-                                 str(Path(__file__).parent), str(path), "gpu" if gpu else "cpu"])
-        ff_mib = peak_rss_mib(["ffmpeg", "-v", "error", "-threads", "0", "-i", str(path), "-f", "null", "-"])
+        ours_mib, ff_mib = worker_peak_mib(path, gpu)
         agree = ("= CLI = truth" if cuts == theirs == truth else
                  f"ours {'=' if cuts == truth else '!='} truth, CLI {'=' if theirs == truth else '!='} truth "
                  f"(ours {cuts}, CLI {theirs})")

@@ -66,8 +66,7 @@ class Captioner:
         for attempt in range(1 + self.max_retries):
             if not pending:
                 break
-            params = self.params if attempt == 0 else GenerationParams(
-                self.params.max_new_tokens, self.retry_temperature, self.params.top_p, self.params.seed + attempt)
+            params = self.params.for_attempt(attempt, self.retry_temperature)
             generations = self._generate([requests[i] for i in pending], params)
             still = []
             for i, gen in zip(pending, generations):

@@ -32,6 +32,14 @@ class GenerationParams:
     top_p: float = 1.0
     seed: int = 0
 
+    def for_attempt(self, attempt: int, retry_temperature: float) -> GenerationParams:
+        """The settings of attempt `attempt` (0: these): retries sample at `retry_temperature` with a new seed
+        each, so that a failed answer is not simply repeated. Both caption paths (the Captioner's own loop and
+        Ray Data LLM's passes) retry by this rule."""
+        if attempt == 0:
+            return self
+        return GenerationParams(self.max_new_tokens, retry_temperature, self.top_p, self.seed + attempt)
+
 
 @dataclass
 class Generation:

@@ -126,12 +126,11 @@ def caption_passes(ds, cfg: Config, *, model: str, label: str, keep: tuple[str, 
 
 
 def pass_params(c, attempt: int):
-    """Generation settings of a pass: the first greedy (as configured), retries at `retry_temperature` with a
-    new seed each, so that a failed answer is not simply repeated."""
+    """Generation settings of a pass: the actor path's rule (`GenerationParams.for_attempt`) over the `caption`
+    section's settings."""
     from captioner import GenerationParams
 
-    return GenerationParams(c.max_new_tokens, c.temperature if attempt == 0 else c.retry_temperature, c.top_p,
-                            attempt)
+    return GenerationParams(c.max_new_tokens, c.temperature, c.top_p).for_attempt(attempt, c.retry_temperature)
 
 
 @lru_cache(maxsize=2)
