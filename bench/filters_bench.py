@@ -11,7 +11,8 @@
    Target: all scorers together add <= 35% to the analysis pass.
 
     .venv/bin/python bench/filters_bench.py [--seed 7] [--repeat 3] [--skip-accuracy] [--skip-cost]
-                                            [--device auto|cpu|cuda]
+                                            [--device auto|cpu|cuda] [--engine auto|onnxruntime|openvino]
+                                            [--precision f32|bf16]
 """
 
 from __future__ import annotations
@@ -119,10 +120,14 @@ def main() -> int:
     ap.add_argument("--skip-cost", action="store_true")
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                     help="where OCR and NSFW run (cuda: ONNX Runtime's CUDA provider, from onnxruntime-gpu)")
+    ap.add_argument("--engine", choices=("auto", "onnxruntime", "openvino"), default="auto",
+                    help="OCR's and NSFW's runtime (filters/onnx.py)")
+    ap.add_argument("--precision", choices=("f32", "bf16"), default="f32", help="bf16: OpenVINO only")
     args = ap.parse_args()
     from curate.config import load_config
 
-    cfg = load_config(overrides={"scoring": {"ocr": {"device": args.device}, "safety": {"device": args.device}}})
+    learned = {"device": args.device, "engine": args.engine, "precision": args.precision}
+    cfg = load_config(overrides={"scoring": {"ocr": learned, "safety": learned}})
     if not args.skip_cost:
         cost(cfg, args.repeat)
     if not args.skip_accuracy:

@@ -22,6 +22,8 @@ from curate.common.typed_config import ConfigError, build, config_error, none_is
 Profile = Literal["default", "tiny"]
 PROFILES = get_args(Profile)
 Device = Literal["auto", "cpu", "cuda"]
+Engine = Literal["auto", "onnxruntime", "openvino"]  # the learned scorers' runtime (filters/onnx.py)
+Precision = Literal["f32", "bf16"]
 SECRET_KEY = re.compile(r"secret|key|token|password|credential|session|sas|signature", re.IGNORECASE)
 
 
@@ -224,6 +226,8 @@ class OcrConfig(Section):
     box_threshold: float = Field(0.5, gt=0, lt=1)
     recognize: bool = False
     device: Device = "auto"  # cuda: ONNX Runtime's CUDA provider, from onnxruntime-gpu
+    engine: Engine = "auto"  # auto: ONNX Runtime on CUDA, else OpenVINO on CPU (filters/onnx.py)
+    precision: Precision = "f32"  # bf16: OpenVINO only, faster on AMX/AVX512-BF16 CPUs, margins move
 
 
 class SafetyConfig(Section):
@@ -235,6 +239,8 @@ class SafetyConfig(Section):
     frames: int = Field(3, ge=1, le=16)
     min_score: float = Field(0.3, gt=0, lt=1)
     device: Device = "auto"
+    engine: Engine = "auto"
+    precision: Precision = "f32"
 
 
 class ScoringConfig(Section):

@@ -2,7 +2,9 @@
 boxes tracked across them.
 
 The models are the ONNX files inside `rapidocr-onnxruntime` 1.4.4 (nothing is downloaded), run with its own pre-
-and post-processing (DB detector, CTC recogniser) on ONNX Runtime: CPU here, CUDA where `onnxruntime-gpu` is.
+and post-processing (DB detector, CTC recogniser). The detector runs on the engine `filters/onnx.py` chooses:
+OpenVINO on CPU (the same maps as ONNX Runtime, 1.8x as fast), ONNX Runtime's CUDA provider where
+`onnxruntime-gpu` is; the optional recogniser on ONNX Runtime.
 
 Per scene:
     text_area              mean share of the frame covered by text boxes over the frames read (Open-Sora's OCR
@@ -37,7 +39,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from filters.onnx import package_file, use_cuda
+from filters.onnx import choose_engine, model, package_file, use_cuda
 from filters.picks import middle_first
 
 INSTALL = "pip install --no-deps rapidocr-onnxruntime==1.4.4"
@@ -62,6 +64,8 @@ class OcrSettings:
     recognize: bool = False  # also read the persistent text (about 10 ms a box on CPU)
     device: str = "auto"
     threads: int = 1
+    engine: str = "auto"  # auto | onnxruntime | openvino (filters/onnx.py)
+    precision: str = "f32"  # f32 | bf16 (openvino only)
 
 
 def preflight(settings: OcrSettings) -> None:
@@ -69,28 +73,46 @@ def preflight(settings: OcrSettings) -> None:
     package_file("rapidocr_onnxruntime", DET_MODEL, install=INSTALL)
     if settings.recognize:
         package_file("rapidocr_onnxruntime", REC_MODEL, install=INSTALL)
-    use_cuda(settings.device)
+    choose_engine(settings.device, settings.engine, settings.precision)
 
 
 @lru_cache(maxsize=4)
 def _models(settings: OcrSettings):
     """rapidocr's detector (and recogniser), built once per process."""
     import yaml
-
-    det_path = package_file("rapidocr_onnxruntime", DET_MODEL, install=INSTALL)
-    from rapidocr_onnxruntime.ch_ppocr_det import TextDetector
     from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
 
+    det_path = package_file("rapidocr_onnxruntime", DET_MODEL, install=INSTALL)
     defaults = yaml.safe_load((det_path.parent.parent / "config.yaml").read_text())
-    engine = {"use_cuda": use_cuda(settings.device), "intra_op_num_threads": settings.threads,
-              "inter_op_num_threads": 1}
-    det = TextDetector({**defaults["Det"], **engine, "model_path": str(det_path), "limit_type": "max",
-                        "limit_side_len": settings.max_side, "box_thresh": settings.box_threshold})
+    infer = model(str(det_path), settings.device, settings.threads, settings.engine, settings.precision)
+    det = _detector({**defaults["Det"], "limit_type": "max", "limit_side_len": settings.max_side,
+                     "box_thresh": settings.box_threshold}, infer)
     rec = None
     if settings.recognize:
         rec_path = package_file("rapidocr_onnxruntime", REC_MODEL, install=INSTALL)
-        rec = TextRecognizer({**defaults["Rec"], **engine, "model_path": str(rec_path)})
+        rec = TextRecognizer({**defaults["Rec"], "use_cuda": use_cuda(settings.device), "inter_op_num_threads": 1,
+                              "intra_op_num_threads": settings.threads, "model_path": str(rec_path)})
     return det, rec
+
+
+def _detector(config: dict, infer):
+    """rapidocr's TextDetector with its network call on our engine (it would otherwise open an ONNX Runtime
+    session of its own): its pre-processing, DB post-processing and box filtering are used as they are."""
+    from rapidocr_onnxruntime.ch_ppocr_det import TextDetector
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
+
+    class Detector(TextDetector):
+        def __init__(self, config: dict, infer):  # TextDetector.__init__ less its session
+            self.limit_side_len, self.limit_type = config["limit_side_len"], config["limit_type"]
+            self.mean, self.std = config["mean"], config["std"]
+            self.preprocess_op = None
+            self.postprocess_op = DBPostProcess(
+                thresh=config.get("thresh", 0.3), box_thresh=config["box_thresh"],
+                max_candidates=config.get("max_candidates", 1000), unclip_ratio=config.get("unclip_ratio", 1.6),
+                use_dilation=config.get("use_dilation", True), score_mode=config.get("score_mode", "fast"))
+            self.infer = infer
+
+    return Detector(config, infer)
 
 
 class TextScorer:

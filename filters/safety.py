@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from filters.onnx import package_file, session, use_cuda
+from filters.onnx import choose_engine, model, package_file
 from filters.picks import middle_first
 
 INSTALL = "pip install nudenet==3.4.2"
@@ -32,6 +32,7 @@ SIZE = 320
 EXPLICIT = frozenset({"FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED",
                       "BUTTOCKS_EXPOSED", "ANUS_EXPOSED"})
 NMS_IOU = 0.45
+CPU_BEST = "onnxruntime"  # `engine: auto` on CPU: OpenVINO is no faster on this model at f32 (filters/onnx.py)
 
 
 def labels() -> list[str]:
@@ -49,12 +50,14 @@ class SafetySettings:
     min_score: float = 0.3  # detections below this are ignored
     device: str = "auto"
     threads: int = 1
+    engine: str = "auto"  # auto | onnxruntime | openvino (filters/onnx.py)
+    precision: str = "f32"  # f32 | bf16 (openvino only)
 
 
 def preflight(settings: SafetySettings) -> None:
     """Fails before a job starts when the NSFW model cannot be had (ModelUnavailable says how to get it)."""
     package_file("nudenet", MODEL, install=INSTALL)
-    use_cuda(settings.device)
+    choose_engine(settings.device, settings.engine, settings.precision, cpu_best=CPU_BEST)
 
 
 class SafetyScorer:
@@ -65,12 +68,13 @@ class SafetyScorer:
     def __init__(self, settings: SafetySettings = SafetySettings()):
         self.settings = settings
 
-    def _session(self):
-        path = package_file("nudenet", MODEL, install=INSTALL)
-        return session(str(path), self.settings.device, self.settings.threads)
+    def _model(self):
+        s = self.settings
+        return model(str(package_file("nudenet", MODEL, install=INSTALL)), s.device, s.threads, s.engine, s.precision,
+                     cpu_best=CPU_BEST)
 
     def setup(self) -> SafetyScorer:
-        self._session()
+        self._model()
         return self
 
     def __call__(self, keyframes) -> dict:
@@ -89,9 +93,8 @@ class SafetyScorer:
     def detect(self, bgr: np.ndarray, names: list[str] | None = None) -> list[dict]:
         """Detections on one frame: {"class", "score", "box": [x0, y0, x1, y1] in pixels}."""
         names = names or labels()
-        sess = self._session()
         blob, scale = _letterbox(bgr)
-        out = sess.run(None, {sess.get_inputs()[0].name: blob})[0][0].T  # (anchors, 4 + classes)
+        out = self._model()(blob)[0][0].T  # (anchors, 4 + classes)
         scores = out[:, 4:]
         cls = scores.argmax(axis=1)
         best = scores[np.arange(len(cls)), cls]

@@ -78,12 +78,13 @@ def _grays(frames: list[np.ndarray]) -> np.ndarray:
     return np.stack(kept) if kept else np.empty((0, size[1], size[0]), np.uint8)
 
 
-def _normalised(grays: np.ndarray) -> np.ndarray:
-    """Each frame shifted and scaled to a common median and inter-quartile range (robust to a moving object)."""
+def _levels(grays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the shift and scale that bring it to a common median and inter-quartile range (robust to a
+    moving object): (T,) median and (T,) scale, from every 4th pixel of every 4th row."""
     sub = grays[:, ::4, ::4].reshape(len(grays), -1)
     q1, med, q3 = np.percentile(sub, [25, 50, 75], axis=1)
     scale = TYPICAL_SPREAD / np.maximum(q3 - q1, MIN_IQR)
-    return (grays.astype(np.float32) - med[:, None, None]) * scale[:, None, None].astype(np.float32)
+    return med, scale.astype(np.float32)
 
 
 def _edge_maps(grays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,20 +110,21 @@ def _position_weight(x0: float, y0: float, x1: float, y1: float) -> float:
     return 0.8 if min(dx, dy) < BAND else 0.0
 
 
-def _changed(grays: np.ndarray) -> np.ndarray:
-    """(T, H, W) bool: where each frame differs from the scene's typical (median) picture."""
-    norm = _normalised(grays)
-    return np.abs(norm - np.median(norm, axis=0)) > CHANGE
-
-
-def _ring_changed(changed: np.ndarray, x: int, y: int, bw: int, bh: int) -> np.ndarray:
-    """Per frame, the share of a ring around the box (x, y, bw, bh in pixels; half its size wide) that changed."""
-    t, h, w = changed.shape
+def _ring_changed(grays: np.ndarray, levels: tuple[np.ndarray, np.ndarray], x: int, y: int, bw: int,
+                  bh: int) -> np.ndarray:
+    """Per frame, the share of a ring around the box (x, y, bw, bh in pixels; half its size wide) whose pixels
+    differ from the scene's typical (median) picture there, after each frame's levels are normalised. Only the
+    ring's window is normalised and its median taken: the per-pixel median is the costly part."""
+    t, h, w = grays.shape
     pad = max(4, int(0.5 * max(bw, bh)))
     x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(h, y + bh + pad)
     ring = np.ones((y1 - y0, x1 - x0), bool)
     ring[y - y0:y - y0 + bh, x - x0:x - x0 + bw] = False
-    return changed[:, y0:y1, x0:x1][:, ring].mean(axis=1) if ring.any() else np.zeros(t)
+    if not ring.any():
+        return np.zeros(t)
+    med, scale = levels
+    norm = (grays[:, y0:y1, x0:x1][:, ring].astype(np.float32) - med[:, None]) * scale[:, None]
+    return (np.abs(norm - np.median(norm, axis=0)) > CHANGE).mean(axis=1)
 
 
 def surround_changes(frames: list[np.ndarray], box: list[float]) -> float:
@@ -134,7 +136,7 @@ def surround_changes(frames: list[np.ndarray], box: list[float]) -> float:
     t, h, w = grays.shape
     x, y = int(box[0] * w), int(box[1] * h)
     bw, bh = max(1, int(np.ceil(box[2] * w)) - x), max(1, int(np.ceil(box[3] * h)) - y)
-    return float(np.mean(_ring_changed(_changed(grays), x, y, bw, bh) >= RING_CHANGED))
+    return float(np.mean(_ring_changed(grays, _levels(grays), x, y, bw, bh) >= RING_CHANGED))
 
 
 def best_candidate(grays: np.ndarray) -> tuple[float, list[float] | None]:
@@ -148,7 +150,7 @@ def best_candidate(grays: np.ndarray) -> tuple[float, list[float] | None]:
     grouped = cv2.dilate(cv2.morphologyEx(persistent.view(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)),
                          np.ones((3, 3), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(grouped, connectivity=8)
-    changed = None  # computed for the first candidate that passes the shape checks (its median is the costly part)
+    levels = None  # computed for the first candidate that passes the shape checks
     edges_now = across | along
     best, best_box = 0.0, None
     for k in range(1, n):
@@ -160,8 +162,8 @@ def best_candidate(grays: np.ndarray) -> tuple[float, list[float] | None]:
         if min(np.count_nonzero(own & p_across[y:y + bh, x:x + bw]),
                np.count_nonzero(own & p_along[y:y + bh, x:x + bw])) < MIN_EDGES:
             continue  # a line, not a graphic
-        changed = _changed(grays) if changed is None else changed
-        ring_changed = _ring_changed(changed, x, y, bw, bh)
+        levels = _levels(grays) if levels is None else levels
+        ring_changed = _ring_changed(grays, levels, x, y, bw, bh)
         edges_kept = edges_now[:, y:y + bh, x:x + bw][:, own].mean(axis=1)
         evidence = float(np.mean((ring_changed >= RING_CHANGED) & (edges_kept >= EDGES_KEPT)))
         score = evidence * _position_weight(x / w, y / h, (x + bw) / w, (y + bh) / h)

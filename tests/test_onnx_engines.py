@@ -1,0 +1,108 @@
+"""The learned scorers' engines (filters/onnx.py): OpenVINO gives ONNX Runtime's numbers on real footage, a shape
+is compiled only once it is hot, and the choice table refuses what cannot run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from burnin import Overlay, burn
+
+from curate.config import Config, load_config
+from curate.job.analyze import analyze_source
+from curate.job.stages import LazyFrames
+from curate.video.sources import Source
+from filters import onnx
+from filters.ocr import OcrSettings, TextScorer
+from filters.onnx import COLD_CALLS, ModelUnavailable, OpenVinoModel, choose_engine, package_file
+from filters.safety import MODEL, SafetyScorer, SafetySettings
+
+REAL = ["planets_labels_overlay.avi", "text_slide_timer.mp4", "force_static_cam.avi", "webcam_talking_mjpeg.avi"]
+
+
+@pytest.fixture()
+def always_compiled(monkeypatch):
+    """OpenVINO runs every call (no cold calls on ONNX Runtime), so that the comparison compares engines."""
+    monkeypatch.setattr(onnx, "COLD_CALLS", 0)
+    onnx.model.cache_clear()
+    yield
+    onnx.model.cache_clear()
+
+
+def _scenes(path) -> list[dict]:
+    return [r for r in analyze_source(Source(str(path)), Config()) if r["clip_id"] is not None]
+
+
+def test_openvino_reads_the_same_text_as_onnxruntime(testdata, tmp_path, always_compiled):
+    """Real files with and without text, and a handle burned into a real shot: the same areas and boxes."""
+    files = [testdata / "real" / n for n in REAL]
+    files.append(burn(testdata / "real" / "coin_pen_static_cam.mov", tmp_path / "handle.mp4",
+                      Overlay("handle", "tl", size=0.06, opacity=0.7, text="@dailyclips"), max_s=3.0))
+    with_text = 0
+    for path in files:
+        for row in _scenes(path):
+            out = {e: TextScorer(OcrSettings(engine=e))(LazyFrames(row["samples"]))
+                   for e in ("onnxruntime", "openvino")}
+            a, b = out["onnxruntime"], out["openvino"]
+            assert a["text_area"] == pytest.approx(b["text_area"], abs=1e-4), path.name
+            assert a["persistent_text_area"] == pytest.approx(b["persistent_text_area"], abs=1e-4), path.name
+            assert np.allclose(a["text_boxes"] or np.zeros((0, 5)), b["text_boxes"] or np.zeros((0, 5)),
+                               atol=2e-3), path.name
+            with_text += bool(a["text_boxes"])
+    assert with_text >= 3  # the comparison saw text, not only empty maps
+
+
+def test_openvino_finds_the_same_face_as_onnxruntime(testdata, always_compiled):
+    [row] = _scenes(testdata / "real" / "webcam_talking_mjpeg.avi")
+    out = {e: SafetyScorer(SafetySettings(engine=e))(LazyFrames(row["keyframes"])) for e in ("onnxruntime", "openvino")}
+    assert out["onnxruntime"]["nsfw_classes"] == out["openvino"]["nsfw_classes"]
+    assert any(c.startswith("FACE_") for c in out["openvino"]["nsfw_classes"])
+    assert out["onnxruntime"]["nsfw_score"] == pytest.approx(out["openvino"]["nsfw_score"], abs=1e-4)
+
+
+def test_a_shape_is_compiled_once_it_is_hot():
+    """A shape's first COLD_CALLS calls go to the cold engine; later ones to a model compiled for that shape,
+    with the cold engine's numbers."""
+    cold_calls = []
+    path = str(package_file("nudenet", MODEL, install="pip install nudenet"))
+    reference = onnx.session(path, "cpu", 1)
+
+    def cold(x):
+        cold_calls.append(x.shape)
+        return reference.run(None, {reference.get_inputs()[0].name: x})
+
+    ov = OpenVinoModel(path, 1, "f32", cold=cold)
+    x = np.random.default_rng(0).random((1, 3, 224, 320), dtype=np.float32)
+    outs = [ov(x) for _ in range(COLD_CALLS + 2)]
+    assert len(cold_calls) == COLD_CALLS and list(ov.requests) == [x.shape]
+    assert np.allclose(outs[0][0], outs[-1][0], atol=1e-3)
+    ov(np.zeros((1, 3, 256, 320), np.float32))  # a new shape starts cold again
+    assert len(cold_calls) == COLD_CALLS + 1 and len(ov.requests) == 1
+
+
+@pytest.mark.parametrize("device,engine,precision,cpu_best,expected", [
+    ("cpu", "auto", "f32", "openvino", "openvino"),
+    ("auto", "auto", "f32", "openvino", "openvino"),  # no CUDA provider here
+    ("cpu", "auto", "f32", "onnxruntime", "onnxruntime"),
+    ("cpu", "onnxruntime", "f32", "openvino", "onnxruntime"),
+    ("cpu", "openvino", "bf16", "onnxruntime", "openvino"),
+    ("cpu", "onnxruntime", "bf16", "openvino", ValueError),  # bf16 is OpenVINO's
+    ("cpu", "tensorrt", "f32", "openvino", ValueError),
+    ("cuda", "auto", "f32", "openvino", ModelUnavailable),  # no CUDA provider on this machine
+])
+def test_engine_choice(device, engine, precision, cpu_best, expected):
+    if isinstance(expected, str):
+        assert choose_engine(device, engine, precision, cpu_best=cpu_best) == expected
+    else:
+        with pytest.raises(expected):
+            choose_engine(device, engine, precision, cpu_best=cpu_best)
+
+
+def test_config_carries_the_engine_to_the_scorers():
+    from curate.job.stages import ScoreStage
+
+    stage = ScoreStage(load_config(overrides={"scoring": {"ocr": {"engine": "onnxruntime"},
+                                                          "safety": {"engine": "openvino", "precision": "bf16"}}}))
+    assert (stage.ocr.engine, stage.ocr.precision) == ("onnxruntime", "f32")
+    assert (stage.safety.engine, stage.safety.precision) == ("openvino", "bf16")
+    with pytest.raises(ValueError, match="engine"):
+        load_config(overrides={"scoring": {"ocr": {"engine": "tensorrt"}}})
