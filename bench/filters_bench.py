@@ -127,7 +127,7 @@ def main() -> int:
     from curate.config import load_config
 
     learned = {"device": args.device, "engine": args.engine, "precision": args.precision}
-    cfg = load_config(overrides={"scoring": {"ocr": learned, "safety": learned}})
+    cfg = load_config(overrides={"scoring": {"ocr": dict(learned), "safety": dict(learned)}})
     if not args.skip_cost:
         cost(cfg, args.repeat)
     if not args.skip_accuracy:

@@ -217,7 +217,9 @@ class OcrConfig(Section):
     """Text in the picture: PP-OCRv4 text detection from `rapidocr-onnxruntime` (weights in the wheel; see
     filters/ocr.py). `frames` samples spread over each scene are read (the middle one first: a scene with no text
     there stops); text found in at least `persist` of them is persistent (subtitles, handles, tickers). Frames
-    are scaled to `max_side` for detection. `recognize` also reads the persistent text into `ocr_text`."""
+    are scaled to `max_side` for detection. `recognize` also reads the persistent text into `ocr_text`;
+    `stock_sites` reads the persistent text in the middle of still shots, which is otherwise taken for a sign, and
+    counts it as an overlay when it names a stock-footage site (filters/stock_sites.py)."""
 
     enabled: bool = True
     frames: int = Field(3, ge=2, le=16)
@@ -225,6 +227,7 @@ class OcrConfig(Section):
     persist: float = Field(0.5, gt=0, le=1)
     box_threshold: float = Field(0.5, gt=0, lt=1)
     recognize: bool = False
+    stock_sites: bool = True  # persistent text mid-frame on a still shot is read: a stock site's name is an overlay
     device: Device = "auto"  # cuda: ONNX Runtime's CUDA provider, from onnxruntime-gpu
     engine: Engine = "auto"  # auto: ONNX Runtime on CUDA, else OpenVINO on CPU (filters/onnx.py)
     precision: Precision = "f32"  # bf16: OpenVINO only, faster on AMX/AVX512-BF16 CPUs, margins move

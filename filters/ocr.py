@@ -25,10 +25,12 @@ Cost is bounded by a cascade: the middle frame of the spread is read first; a sc
 Which persistent text counts as laid over the picture: text near a border (within BORDER of it: handles, bugs,
 tickers, subtitles); further in, only text whose surroundings change (a stock watermark over moving content).
 Text further in on a still background is taken for part of the scene (a sign on a lab wall: the same size as a
-centred watermark, so size cannot tell them apart); its box is kept in `text_boxes` all the same.
+centred watermark, so size cannot tell them apart); its box is kept in `text_boxes` all the same. The exception,
+with `stock_sites` (on by default): such text is read (the recogniser, ~10 ms a box, only for these tracks) and
+taken for an overlay when it names a stock-footage site (filters/stock_sites.py): the centred preview watermark.
 
 What it cannot tell: scene text near a border of a static shot (a shop sign in a corner) passes for an overlay,
-and burned-in text in the middle of a still shot for a sign. Text smaller than about 8 px high on the
+and other burned-in text in the middle of a still shot for a sign. Text smaller than about 8 px high on the
 frames read (`max_side`) is missed.
 """
 
@@ -41,6 +43,7 @@ import numpy as np
 
 from filters.onnx import choose_engine, model, package_file, use_cuda
 from filters.picks import middle_first
+from filters.stock_sites import stock_site
 
 INSTALL = "pip install --no-deps rapidocr-onnxruntime==1.4.4"
 DET_MODEL = "models/ch_PP-OCRv4_det_infer.onnx"
@@ -62,6 +65,7 @@ class OcrSettings:
     persist: float = 0.5  # a track found in at least this share of the frames read is persistent
     box_threshold: float = 0.5  # DB detector's box score threshold
     recognize: bool = False  # also read the persistent text (about 10 ms a box on CPU)
+    stock_sites: bool = True  # read persistent text in the middle of still shots: a stock site's name is an overlay
     device: str = "auto"
     threads: int = 1
     engine: str = "auto"  # auto | onnxruntime | openvino (filters/onnx.py)
@@ -71,28 +75,33 @@ class OcrSettings:
 def preflight(settings: OcrSettings) -> None:
     """Fails before a job starts when the OCR models cannot be had (ModelUnavailable says how to get them)."""
     package_file("rapidocr_onnxruntime", DET_MODEL, install=INSTALL)
-    if settings.recognize:
+    if settings.recognize or settings.stock_sites:
         package_file("rapidocr_onnxruntime", REC_MODEL, install=INSTALL)
     choose_engine(settings.device, settings.engine, settings.precision)
 
 
 @lru_cache(maxsize=4)
-def _models(settings: OcrSettings):
-    """rapidocr's detector (and recogniser), built once per process."""
+def _detector_for(settings: OcrSettings):
+    """rapidocr's detector on the chosen engine, built once per process."""
     import yaml
-    from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
 
     det_path = package_file("rapidocr_onnxruntime", DET_MODEL, install=INSTALL)
     defaults = yaml.safe_load((det_path.parent.parent / "config.yaml").read_text())
     infer = model(str(det_path), settings.device, settings.threads, settings.engine, settings.precision)
-    det = _detector({**defaults["Det"], "limit_type": "max", "limit_side_len": settings.max_side,
-                     "box_thresh": settings.box_threshold}, infer)
-    rec = None
-    if settings.recognize:
-        rec_path = package_file("rapidocr_onnxruntime", REC_MODEL, install=INSTALL)
-        rec = TextRecognizer({**defaults["Rec"], "use_cuda": use_cuda(settings.device), "inter_op_num_threads": 1,
-                              "intra_op_num_threads": settings.threads, "model_path": str(rec_path)})
-    return det, rec
+    return _detector({**defaults["Det"], "limit_type": "max", "limit_side_len": settings.max_side,
+                      "box_thresh": settings.box_threshold}, infer)
+
+
+@lru_cache(maxsize=4)
+def _recogniser_for(device: str, threads: int):
+    """rapidocr's CTC recogniser on ONNX Runtime, built once per process when first needed."""
+    import yaml
+    from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
+
+    rec_path = package_file("rapidocr_onnxruntime", REC_MODEL, install=INSTALL)
+    defaults = yaml.safe_load((rec_path.parent.parent / "config.yaml").read_text())
+    return TextRecognizer({**defaults["Rec"], "use_cuda": use_cuda(device), "inter_op_num_threads": 1,
+                           "intra_op_num_threads": threads, "model_path": str(rec_path)})
 
 
 def _detector(config: dict, infer):
@@ -124,24 +133,27 @@ class TextScorer:
         self.settings = settings
 
     def setup(self) -> TextScorer:
-        _models(self.settings)
+        _detector_for(self.settings)
+        if self.settings.recognize:
+            _recogniser_for(self.settings.device, self.settings.threads)
         return self
 
     def __call__(self, frames) -> dict:
         """`frames`: a sequence of BGR uint8 samples (indexed lazily: only the frames read are decoded)."""
         if not len(frames):
             return {"text_area": None, "persistent_text_area": None, "text_boxes": None, "ocr_text": None}
-        det, rec = _models(self.settings)
+        det = _detector_for(self.settings)
         middle, rest = middle_first(len(frames), self.settings.frames)
         boxes = {middle: self._detect(det, frames[middle])}
         if boxes[middle]:
             boxes.update({i: self._detect(det, frames[i]) for i in rest})
         per_frame = [boxes[i] for i in sorted(boxes)]
         tracks = track_boxes(per_frame)
-        persistent = [t for t in tracks if t.presence >= self.settings.persist and self._overlay_like(t, frames)]
+        read = sorted(boxes)
+        persistent = [t for t in tracks if t.presence >= self.settings.persist and self._overlay_like(t, frames, read)]
         text = None
-        if rec is not None and persistent:
-            text = " | ".join(self._read(rec, frames, sorted(boxes), t) for t in persistent)
+        if self.settings.recognize and persistent:
+            text = " | ".join(self._read(frames, read, t) for t in persistent)
         return {
             "text_area": float(np.mean([union_area(b) for b in per_frame])),
             "persistent_text_area": union_area([t.box for t in persistent]),
@@ -149,15 +161,18 @@ class TextScorer:
             "ocr_text": text,
         }
 
-    def _overlay_like(self, track: Track, frames) -> bool:
+    def _overlay_like(self, track: Track, frames, read: list[int]) -> bool:
         """Persistent text near a border is taken as laid over the picture; further in, only when the picture
-        around it changes (a stock watermark over moving content), not when it stays still with it (a sign)."""
+        around it changes (a stock watermark over moving content), not when it stays still with it (a sign),
+        unless it names a stock-footage site (`stock_sites`)."""
         x0, y0, x1, y1 = track.box
         if min(x0, y0, 1 - x1, 1 - y1) <= BORDER:
             return True
         from filters.watermark import surround_changes
 
-        return surround_changes(frames, track.box) >= MOVING_SURROUND
+        if surround_changes(frames, track.box) >= MOVING_SURROUND:
+            return True
+        return self.settings.stock_sites and stock_site(self._read(frames, read, track)) is not None
 
     def _detect(self, det, frame: np.ndarray) -> list[list[float]]:
         """Text line boxes in `frame`, as fractions of it."""
@@ -174,8 +189,9 @@ class TextScorer:
                   float(min(h, q[:, 1].max() + 1) / h)] for q in (quads if quads is not None else [])]
         return [b for b in boxes if b[3] - b[1] <= MAX_LINE_HEIGHT]
 
-    def _read(self, rec, frames, read: list[int], track: Track) -> str:
+    def _read(self, frames, read: list[int], track: Track) -> str:
         """The recognised text of a track, from the frame where its box is largest."""
+        rec = _recogniser_for(self.settings.device, self.settings.threads)
         k = int(np.argmax([(b[2] - b[0]) * (b[3] - b[1]) for b in track.boxes]))
         frame = frames[read[track.frames[k]]]
         h, w = frame.shape[:2]

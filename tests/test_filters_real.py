@@ -139,9 +139,9 @@ def test_opencv_stays_headless():
 def test_ocr_reads_frames_at_max_side_whatever_the_sample_size(testdata, tmp_path):
     """`scoring.ocr.max_side` is the detection size up and down: samples larger than it are scaled down (the
     detector's own pre-processing only shrinks frames over 960 px), small ones up, at most MAX_UPSCALE."""
-    from filters.ocr import MAX_UPSCALE, _models
+    from filters.ocr import MAX_UPSCALE, _detector_for
 
-    det, _ = _models(OcrSettings(max_side=320))
+    det = _detector_for(OcrSettings(max_side=320))
     seen = []
 
     class Spy:
@@ -153,3 +153,33 @@ def test_ocr_reads_frames_at_max_side_whatever_the_sample_size(testdata, tmp_pat
     for h, w in ((576, 720), (120, 160)):
         scorer._detect(Spy(), np.zeros((h, w, 3), np.uint8))
     assert seen == [(256, 320), (int(120 * MAX_UPSCALE), int(160 * MAX_UPSCALE))]
+
+
+@pytest.mark.parametrize("text,site", [
+    ("gettyimages", "gettyimages"), ("getyimages", "gettyimages"), ("gettyirages", "gettyimages"),
+    ("geltyinrages", "gettyimages"),  # as read from the real Getty strokes burned into real footage
+    ("© Shutterstock", "shutterstock"), ("iStock by Getty", "istock"), ("alamy", "alamy"), ("Pond5", "pond5"),
+    ("gettysburg", None), ("stockholm", None), ("alarm", None), ("Physics lab", None), ("A4 paper sheet", None),
+    ("", None), (None, None),
+])
+def test_stock_site_names_survive_a_misread_letter_and_words_do_not_pass_for_them(text, site):
+    from filters.stock_sites import stock_site
+
+    assert stock_site(text) == site
+
+
+def test_a_stock_watermark_mid_frame_on_a_still_shot_is_an_overlay_and_a_sign_is_not(testdata, tmp_path, cfg):
+    """The real Getty strokes in the middle of a static lab shot: dropped as text_overlay with `stock_sites`, kept
+    as scene text without it; the lab's own paper sign (magnet_static_cam.ogv) stays scene text either way."""
+    from burnin import getty_mask
+
+    ov = Overlay("getty", "centre", size=0.186, opacity=0.68)
+    path = burn(testdata / "real" / "force_static_cam.avi", tmp_path / "getty.mp4", ov, max_s=4.0,
+                getty=getty_mask(testdata))
+    off = load_config(overrides={"scoring": {"ocr": {"stock_sites": False}}})
+    [on_row] = curate_file(path, cfg)
+    [off_row] = curate_file(path, off)
+    assert "text_overlay" in on_row["drop_reasons"], on_row["text_boxes"]
+    assert "text_overlay" not in off_row["drop_reasons"] and off_row["text_boxes"]
+    for row in curate_file(testdata / "real" / "magnet_static_cam.ogv", cfg):
+        assert not overlay_drops([row]), row["text_boxes"]

@@ -171,8 +171,8 @@ class ScoreStage(Stage):
         threads = max(1, int(cfg.resources.score.num_cpus))
         o, s = cfg.scoring.ocr, cfg.scoring.safety
         self.ocr = OcrSettings(frames=o.frames, max_side=o.max_side, persist=o.persist, box_threshold=o.box_threshold,
-                               recognize=o.recognize, device=o.device, threads=threads, engine=o.engine,
-                               precision=o.precision) if o.enabled else None
+                               recognize=o.recognize, stock_sites=o.stock_sites, device=o.device, threads=threads,
+                               engine=o.engine, precision=o.precision) if o.enabled else None
         self.safety = SafetySettings(frames=s.frames, min_score=s.min_score, device=s.device, threads=threads,
                                      engine=s.engine, precision=s.precision) if s.enabled else None
         self.seconds: dict[str, float] = {}  # time spent per scorer in this process, for benchmarks
