@@ -9,10 +9,13 @@
 2. Cost. For each real video, the analysis pass alone (best of N) against every scorer that reads its samples
    and keyframes (quality, motion, overlays, OCR, safety: the job's ScoreStage), with each scorer's share.
    Target: all scorers together add <= 35% to the analysis pass.
+3. Engines. Each learned model's network call on a hot input shape (the middle sample of every real video, as its
+   scorer prepares it), side by side in this process: ONNX Runtime's CPU provider against OpenVINO at f32 and
+   bf16, with the largest difference of their outputs from ONNX Runtime's (filters/onnx.py).
 
     .venv/bin/python bench/filters_bench.py [--seed 7] [--repeat 3] [--skip-accuracy] [--skip-cost]
                                             [--device auto|cpu|cuda] [--engine auto|onnxruntime|openvino]
-                                            [--precision f32|bf16]
+                                            [--precision f32|bf16] [--skip-engines]
 """
 
 from __future__ import annotations
@@ -112,6 +115,43 @@ def cost(cfg, repeat: int) -> None:
         f"{k} {100 * v / total_a:.1f}%" for k, v in shares.most_common()))
 
 
+def engines(repeat: int = 20) -> None:
+    import numpy as np
+
+    from curate.config import Config
+    from curate.job.analyze import analyze_source, decode_jpeg
+    from curate.video.sources import Source
+    from filters import ocr, safety
+    from filters.onnx import OpenVinoModel, model, package_file
+
+    settings = ocr.OcrSettings(engine="onnxruntime")
+    det, scorer = ocr._detector_for(settings), ocr.TextScorer(settings)
+    inputs: dict[str, list] = {"text detector": [], "nudenet": []}
+    network = det.infer
+    det.infer = lambda x: inputs["text detector"].append(x) or network(x)  # the input as the scorer prepares it
+    for name in sorted(clean_videos(TESTDATA)):
+        rows = [r for r in analyze_source(Source(str(TESTDATA / "real" / name)), Config()) if r["clip_id"]]
+        scorer._detect(det, decode_jpeg(rows[0]["samples"][len(rows[0]["samples"]) // 2]))
+        inputs["nudenet"].append(safety._letterbox(decode_jpeg(rows[0]["keyframes"][0]))[0])
+    det.infer = network
+    paths = {"text detector": package_file("rapidocr_onnxruntime", ocr.DET_MODEL, install=ocr.INSTALL),
+             "nudenet": package_file("nudenet", safety.MODEL, install=safety.INSTALL)}
+    print(f"\n{'model':14} {'engine':14} {'ms a call':>9} {'vs ORT':>7} {'max |diff|':>11}  "
+          f"(median over {len(inputs['nudenet'])} real frames of {repeat} calls each, 1 thread, shapes compiled first)")
+    for label, xs in inputs.items():
+        runners = {"onnxruntime": model(str(paths[label]), "cpu", 1, "onnxruntime"),
+                   "openvino f32": OpenVinoModel(str(paths[label]), 1, "f32"),
+                   "openvino bf16": OpenVinoModel(str(paths[label]), 1, "bf16")}
+        reference = [runners["onnxruntime"](x)[0] for x in xs]
+        base = None
+        for engine, run in runners.items():
+            diff = max(float(np.abs(run(x)[0] - ref).max()) for x, ref in zip(xs, reference))  # compiles each shape
+            ms = 1000 * float(np.median([best_of(1, lambda run=run, x=x: [run(x) for _ in range(repeat)]) / repeat
+                                         for x in xs]))
+            base = base or ms
+            print(f"{label:14} {engine:14} {ms:9.1f} {base / ms:6.2f}x {diff:11.2e}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=7, help="seed of the burned-in positives (thresholds: seed 42)")
@@ -123,6 +163,7 @@ def main() -> int:
     ap.add_argument("--engine", choices=("auto", "onnxruntime", "openvino"), default="auto",
                     help="OCR's and NSFW's runtime (filters/onnx.py)")
     ap.add_argument("--precision", choices=("f32", "bf16"), default="f32", help="bf16: OpenVINO only")
+    ap.add_argument("--skip-engines", action="store_true")
     args = ap.parse_args()
     from curate.config import load_config
 
@@ -132,6 +173,8 @@ def main() -> int:
         cost(cfg, args.repeat)
     if not args.skip_accuracy:
         accuracy(cfg, args.seed)
+    if not args.skip_engines:
+        engines()
     return 0
 
 

@@ -6,14 +6,14 @@ missing. Models are cached per process: a Ray worker loads each once, however ma
 Engines (`scoring.ocr.engine`, `scoring.safety.engine`):
     onnxruntime  ONNX Runtime: its CUDA provider where the scorer runs on a GPU, else its CPU provider.
     openvino     OpenVINO's CPU plugin, which reads the same ONNX files. It runs the PP-OCRv4 text detector 1.8x as
-                 fast as ONNX Runtime's CPU provider at float32, with the same maps (to 1e-7), but it compiles a
-                 model for each input shape (0.15-0.3 s): a shape's first COLD_CALLS calls go to ONNX Runtime,
-                 and only a shape seen more often is compiled, so a corpus of many sizes and few scenes each pays
-                 no compile it cannot earn back. NudeNet's detector is no faster on it at float32.
+                 fast as ONNX Runtime's CPU provider at float32, with the same maps (within 6e-5 on real frames),
+                 but it compiles a model for each input shape (0.15-0.3 s): a shape's first COLD_CALLS calls go to
+                 ONNX Runtime, and only a shape seen more often is compiled, so a corpus of many sizes and few
+                 scenes each pays no compile it cannot earn back. NudeNet's detector is no faster on it at f32.
     auto         onnxruntime on CUDA; on CPU, each scorer's measured best (OCR: openvino where installed; NSFW:
                  onnxruntime).
 `precision` (openvino only): `f32` (default: the same numbers as ONNX Runtime) or `bf16` (AMX / AVX512-BF16
-CPUs: the text detector 2.4x and NudeNet 2.8x faster again, and detections at the margin move: measured in
+CPUs: the text detector about 1.9x and NudeNet 2.3x faster again, and detections at the margin move: measured in
 BENCHMARKS.md). OpenVINO picks bf16 by itself on such CPUs when not told, so f32 is always asked for explicitly.
 """
 
