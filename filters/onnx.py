@@ -10,6 +10,7 @@ Engines (`scoring.ocr.engine`, `scoring.safety.engine`):
                  but it compiles a model for each input shape (0.15-0.3 s): a shape's first COLD_CALLS calls go to
                  ONNX Runtime, and only a shape seen more often is compiled, so a corpus of many sizes and few
                  scenes each pays no compile it cannot earn back. NudeNet's detector is no faster on it at f32.
+                 It adds about 120 MiB to a worker's memory.
     auto         onnxruntime on CUDA; on CPU, each scorer's measured best (OCR: openvino where installed; NSFW:
                  onnxruntime).
 `precision` (openvino only): `f32` (default: the same numbers as ONNX Runtime) or `bf16` (AMX / AVX512-BF16
