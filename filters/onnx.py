@@ -113,8 +113,14 @@ def model(path: str, device: str = "auto", threads: int = 1, engine: str = "auto
     if chosen == "onnxruntime":
         run = _onnxruntime(path, device, threads)
     else:  # at f32 a shape's first calls go to ONNX Runtime (the same numbers); bf16 was asked for: every call
-        run = OpenVinoModel(path, threads, precision, cold=_onnxruntime(path, device, threads)
-                            if precision == "f32" else None)
+        cold = _onnxruntime(path, device, threads) if precision == "f32" else None
+        try:
+            run = OpenVinoModel(path, threads, precision, cold=cold)
+        except (ImportError, RuntimeError) as e:
+            if engine != "auto" or cold is None:
+                raise
+            log.warning("%s: OpenVINO could not load it (%s); running it on ONNX Runtime", Path(path).name, e)
+            run, chosen = cold, "onnxruntime"
     log.info("%s: %s%s", Path(path).name, chosen, f" ({precision})" if chosen == "openvino" else "")
     return run
 
@@ -139,20 +145,35 @@ class OpenVinoModel:
         self.config = {"INFERENCE_NUM_THREADS": max(1, threads), "INFERENCE_PRECISION_HINT": precision,
                        "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
         self.requests: OrderedDict[tuple, object] = OrderedDict()
-        self.cold, self.calls = cold, Counter()
+        self.cold, self.calls, self.failed = cold, Counter(), set()
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         request = self.requests.get(x.shape)
         if request is None:
             self.calls[x.shape] += 1
-            if self.cold is not None and self.calls[x.shape] <= COLD_CALLS:
+            cold = self.cold is not None and (self.calls[x.shape] <= COLD_CALLS or x.shape in self.failed)
+            request = None if cold else self._compile(x.shape)
+            if request is None:
                 return self.cold(x)
-            static = self.model.clone()
-            static.reshape(list(x.shape))
-            request = self.core.compile_model(static, "CPU", self.config).create_infer_request()
             self.requests[x.shape] = request
             while len(self.requests) > SHAPES_KEPT:
                 self.requests.popitem(last=False)
         self.requests.move_to_end(x.shape)
         outputs = request.infer({0: np.ascontiguousarray(x, np.float32)})
         return [np.array(outputs[i]) for i in range(len(outputs))]
+
+    def _compile(self, shape: tuple):
+        """An infer request for a model compiled for `shape`; None when it cannot be compiled and a cold engine
+        can run the shape instead (the reason is logged once; the shape stays on the cold engine)."""
+        static = self.model.clone()
+        static.reshape(list(shape))
+        try:
+            return self.core.compile_model(static, "CPU", self.config).create_infer_request()
+        except RuntimeError as e:
+            if self.cold is None:
+                raise
+            if not self.failed:
+                log.warning("OpenVINO could not compile a model for input %s (%s); such shapes stay on ONNX Runtime",
+                            shape, e)
+            self.failed.add(shape)
+            return None

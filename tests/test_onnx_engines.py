@@ -106,3 +106,43 @@ def test_config_carries_the_engine_to_the_scorers():
     assert (stage.safety.engine, stage.safety.precision) == ("openvino", "bf16")
     with pytest.raises(ValueError, match="engine"):
         load_config(overrides={"scoring": {"ocr": {"engine": "tensorrt"}}})
+
+
+def test_a_shape_openvino_cannot_compile_stays_on_onnxruntime_with_one_warning(monkeypatch, caplog):
+    path = str(package_file("nudenet", MODEL, install="pip install nudenet"))
+    cold = onnx.model(path, "cpu", 1, "onnxruntime")
+    ov = OpenVinoModel(path, 1, "f32", cold=cold)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no kernel for this CPU")
+
+    monkeypatch.setattr(ov.core, "compile_model", broken)
+    x = np.random.default_rng(1).random((1, 3, 160, 320), dtype=np.float32)
+    with caplog.at_level("WARNING", logger="filters.onnx"):
+        outs = [ov(x) for _ in range(COLD_CALLS + 3)]
+    assert np.array_equal(outs[-1][0], cold(x)[0]) and not ov.requests
+    assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
+    assert "stay on ONNX Runtime" in caplog.records[0].message
+    bf16 = OpenVinoModel(path, 1, "bf16")  # asked for by name, with nothing to fall back on: the error stands
+    monkeypatch.setattr(bf16.core, "compile_model", broken)
+    with pytest.raises(RuntimeError, match="no kernel"):
+        bf16(x)
+
+
+def test_auto_runs_on_onnxruntime_when_openvino_does_not_load(monkeypatch, caplog):
+    def unloadable(*args, **kwargs):
+        raise ImportError("libopenvino.so: cannot open shared object file")
+
+    monkeypatch.setattr(onnx, "OpenVinoModel", unloadable)
+    onnx.model.cache_clear()
+    path = str(package_file("nudenet", MODEL, install="pip install nudenet"))
+    try:
+        with caplog.at_level("WARNING", logger="filters.onnx"):
+            run = onnx.model(path, "cpu", 1, "auto")
+        assert "running it on ONNX Runtime" in caplog.text
+        x = np.zeros((1, 3, 160, 320), np.float32)
+        assert np.array_equal(run(x)[0], onnx.model(path, "cpu", 1, "onnxruntime")(x)[0])
+        with pytest.raises(ImportError):
+            onnx.model(path, "cpu", 1, "openvino")  # named: no silent substitute
+    finally:
+        onnx.model.cache_clear()
