@@ -13,8 +13,8 @@ Per scene:
                            handles, tickers, watermarks (Cosmos-Curate filters on overlay text stable over time)
     text_boxes             [x0, y0, x1, y1, presence] of every text track (fractions of the frame; presence is the
                            share of the frames read in which it was found)
-    ocr_text               the recognised text of the persistent tracks (with `recognize: true`), for captions and
-                           search
+    ocr_text               the recognised text of the persistent tracks (with `recognize: true`; else that of a
+                           stock site's watermark, read to tell it from a sign), for captions, search and audits
 
 Tracking: a box joins a track when it overlaps one of the track's boxes by half of the smaller box, or shares its
 text line (most of the height, some of the width): subtitles of different lengths on the same line are one track.
@@ -149,11 +149,12 @@ class TextScorer:
             boxes.update({i: self._detect(det, frames[i]) for i in rest})
         per_frame = [boxes[i] for i in sorted(boxes)]
         tracks = track_boxes(per_frame)
-        read = sorted(boxes)
-        persistent = [t for t in tracks if t.presence >= self.settings.persist and self._overlay_like(t, frames, read)]
-        text = None
-        if self.settings.recognize and persistent:
-            text = " | ".join(self._read(frames, read, t) for t in persistent)
+        read, texts = sorted(boxes), {}  # texts: the tracks already recognised (id -> text)
+        persistent = [t for t in tracks
+                      if t.presence >= self.settings.persist and self._overlay_like(t, frames, read, texts)]
+        if self.settings.recognize:
+            texts.update({id(t): self._read(frames, read, t) for t in persistent if id(t) not in texts})
+        text = " | ".join(texts[id(t)] for t in persistent if id(t) in texts) or None
         return {
             "text_area": float(np.mean([union_area(b) for b in per_frame])),
             "persistent_text_area": union_area([t.box for t in persistent]),
@@ -161,10 +162,10 @@ class TextScorer:
             "ocr_text": text,
         }
 
-    def _overlay_like(self, track: Track, frames, read: list[int]) -> bool:
+    def _overlay_like(self, track: Track, frames, read: list[int], texts: dict) -> bool:
         """Persistent text near a border is taken as laid over the picture; further in, only when the picture
         around it changes (a stock watermark over moving content), not when it stays still with it (a sign),
-        unless it names a stock-footage site (`stock_sites`)."""
+        unless it names a stock-footage site (`stock_sites`; what was read goes into `texts`)."""
         x0, y0, x1, y1 = track.box
         if min(x0, y0, 1 - x1, 1 - y1) <= BORDER:
             return True
@@ -172,7 +173,10 @@ class TextScorer:
 
         if surround_changes(frames, track.box) >= MOVING_SURROUND:
             return True
-        return self.settings.stock_sites and stock_site(self._read(frames, read, track)) is not None
+        if not self.settings.stock_sites:
+            return False
+        texts[id(track)] = self._read(frames, read, track)
+        return stock_site(texts[id(track)]) is not None
 
     def _detect(self, det, frame: np.ndarray) -> list[list[float]]:
         """Text line boxes in `frame`, as fractions of it."""
