@@ -11,8 +11,9 @@ Per scene:
                            filter measures this)
     persistent_text_area   share of the frame covered by text that stays put across the scene: burned-in subtitles,
                            handles, tickers, watermarks (Cosmos-Curate filters on overlay text stable over time)
-    text_boxes             [x0, y0, x1, y1, presence] of every text track (fractions of the frame; presence is the
-                           share of the frames read in which it was found)
+    text_boxes             [x0, y0, x1, y1, presence, overlay] of every text track (fractions of the frame;
+                           presence is the share of the frames read in which it was found; overlay is 1.0 for the
+                           tracks counted in persistent_text_area, 0.0 for the rest: a sign on a wall stays 0)
     ocr_text               the recognised text of the persistent tracks (with `recognize: true`; else that of a
                            stock site's watermark, read to tell it from a sign), for captions, search and audits
 
@@ -158,7 +159,7 @@ class TextScorer:
         return {
             "text_area": float(np.mean([union_area(b) for b in per_frame])),
             "persistent_text_area": union_area([t.box for t in persistent]),
-            "text_boxes": [[*t.box, t.presence] for t in tracks],
+            "text_boxes": [[*t.box, t.presence, float(any(t is p for p in persistent))] for t in tracks],
             "ocr_text": text,
         }
 

@@ -186,3 +186,10 @@ def test_a_stock_watermark_mid_frame_on_a_still_shot_is_an_overlay_and_a_sign_is
     assert "text_overlay" not in off_row["drop_reasons"] and off_row["text_boxes"] and off_row["ocr_text"] is None
     for row in curate_file(testdata / "real" / "magnet_static_cam.ogv", cfg):
         assert not overlay_drops([row]), row["text_boxes"]
+    # The report draws what caused the drop: the watermark as an overlay, the same text left as scene text as such.
+    from curate.explore.visuals import OVERLAY_TEXT_COLOR, TEXT_COLOR, why_boxes
+
+    assert [b[5] for b in on_row["text_boxes"] if b[4] >= 0.5] and all(
+        b[5] == 1.0 for b in on_row["text_boxes"] if b[4] >= 0.5)
+    assert OVERLAY_TEXT_COLOR in [c for _, c in why_boxes(on_row)]
+    assert all(b[5] == 0.0 for b in off_row["text_boxes"]) and {c for _, c in why_boxes(off_row)} == {TEXT_COLOR}

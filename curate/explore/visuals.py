@@ -138,10 +138,12 @@ WATERMARK_COLOR, OVERLAY_TEXT_COLOR, TEXT_COLOR = (255, 140, 0), (230, 30, 30), 
 
 def why_boxes(row: dict) -> list[tuple[list[float], tuple[int, int, int]]]:
     """The boxes that explain a scene's overlay and text scores, with their colours: the watermark box, and each
-    text track (persistent ones, found in at least half the frames read, in the overlay colour)."""
+    text track, in the overlay colour when it counted as an overlay (its sixth value; rows written before it was
+    stored: when it was found in at least half the frames read), scene text such as a sign in the text colour."""
     boxes = [(row["watermark_box"], WATERMARK_COLOR)] if row.get("watermark_box") else []
     for b in row.get("text_boxes") or []:
-        boxes.append((b[:4], OVERLAY_TEXT_COLOR if len(b) > 4 and b[4] >= 0.5 else TEXT_COLOR))
+        overlay = b[5] > 0 if len(b) > 5 else len(b) > 4 and b[4] >= 0.5
+        boxes.append((b[:4], OVERLAY_TEXT_COLOR if overlay else TEXT_COLOR))
     return boxes
 
 

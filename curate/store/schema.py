@@ -39,7 +39,7 @@ SCORE_FIELDS = [
     pa.field("watermark_box", pa.list_(pa.float32())),  # [x0, y0, x1, y1] fractions, when likely
     pa.field("text_area", pa.float32()),  # OCR: mean share of the frame covered by text (filters/ocr.py)
     pa.field("persistent_text_area", pa.float32()),  # text that stays put: subtitles, handles, tickers
-    pa.field("text_boxes", pa.list_(pa.list_(pa.float32()))),  # [x0, y0, x1, y1, presence] per text track
+    pa.field("text_boxes", pa.list_(pa.list_(pa.float32()))),  # [x0, y0, x1, y1, presence, overlay] per text track
     pa.field("ocr_text", pa.string()),  # recognised persistent text (scoring.ocr.recognize)
     pa.field("nsfw_score", pa.float32()),  # highest explicit-class confidence (filters/safety.py)
     pa.field("nsfw_classes", pa.list_(pa.string())),  # every NudeNet class found, faces included
