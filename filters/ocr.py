@@ -42,7 +42,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from filters.onnx import choose_engine, model, package_file, use_cuda
+from filters.onnx import RuntimeSettings, choose_engine, model, package_file, use_cuda
 from filters.picks import middle_first
 from filters.stock_sites import stock_site
 
@@ -58,8 +58,8 @@ MAX_UPSCALE = 2.0  # frames smaller than `max_side` are upscaled towards it, at 
 
 
 @dataclass(frozen=True)
-class OcrSettings:
-    """What the text scorer reads and how (mirrors the config's `scoring.ocr`)."""
+class OcrSettings(RuntimeSettings):
+    """What the text scorer reads and how (mirrors the config's `scoring.ocr`; where it runs: RuntimeSettings)."""
 
     frames: int = 3  # samples read per scene at most, spread over it
     max_side: int = 448  # frames are scaled to this long side for detection (up or down)
@@ -67,10 +67,6 @@ class OcrSettings:
     box_threshold: float = 0.5  # DB detector's box score threshold
     recognize: bool = False  # also read the persistent text (about 10 ms a box on CPU)
     stock_sites: bool = True  # read persistent text in the middle of still shots: a stock site's name is an overlay
-    device: str = "auto"
-    threads: int = 1
-    engine: str = "auto"  # auto | onnxruntime | openvino (filters/onnx.py)
-    precision: str = "f32"  # f32 | bf16 (openvino only)
 
 
 def preflight(settings: OcrSettings) -> None:

@@ -26,6 +26,7 @@ import logging
 import os
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,6 +39,17 @@ ENGINES = ("auto", "onnxruntime", "openvino")
 PRECISIONS = ("f32", "bf16")
 SHAPES_KEPT = 8  # compiled models kept per OpenVINO model (one per input shape)
 COLD_CALLS = 8  # a shape's calls run on ONNX Runtime before OpenVINO compiles it (a compile costs ~10 calls' gain)
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Where a learned scorer's model runs and how (the config's `device`, `engine`, `precision`; `threads` from
+    the score stage's CPUs). The scorers' own settings extend it."""
+
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 1
+    engine: str = "auto"  # auto | onnxruntime | openvino
+    precision: str = "f32"  # f32 | bf16 (openvino only)
 
 
 class ModelUnavailable(FileNotFoundError):

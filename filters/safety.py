@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from filters.onnx import choose_engine, model, package_file
+from filters.onnx import RuntimeSettings, choose_engine, model, package_file
 from filters.picks import middle_first
 
 INSTALL = "pip install nudenet==3.4.2"
@@ -43,15 +43,11 @@ def labels() -> list[str]:
 
 
 @dataclass(frozen=True)
-class SafetySettings:
-    """Mirrors the config's `scoring.safety`."""
+class SafetySettings(RuntimeSettings):
+    """Mirrors the config's `scoring.safety` (where it runs: RuntimeSettings)."""
 
     frames: int = 3  # keyframes read per scene at most
     min_score: float = 0.3  # detections below this are ignored
-    device: str = "auto"
-    threads: int = 1
-    engine: str = "auto"  # auto | onnxruntime | openvino (filters/onnx.py)
-    precision: str = "f32"  # f32 | bf16 (openvino only)
 
 
 def preflight(settings: SafetySettings) -> None:
