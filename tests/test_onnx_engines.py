@@ -146,3 +146,25 @@ def test_auto_runs_on_onnxruntime_when_openvino_does_not_load(monkeypatch, caplo
             onnx.model(path, "cpu", 1, "openvino")  # named: no silent substitute
     finally:
         onnx.model.cache_clear()
+
+
+@pytest.mark.parametrize("ocr,safety,gpus,cuda_provider,expected", [
+    ({}, {}, 1, True, 0.25),  # a GPU cluster with onnxruntime-gpu: the score tasks take a quarter of a GPU
+    ({}, {}, 0, True, 0.0),  # no GPU in the cluster
+    ({}, {}, 1, False, 0.0),  # no CUDA provider: CPU (with a warning)
+    ({"device": "cpu"}, {"device": "cpu"}, 1, True, 0.0),
+    ({"engine": "openvino"}, {"engine": "openvino"}, 1, True, 0.0),  # OpenVINO runs on the CPU: no GPU held
+    ({"engine": "openvino"}, {}, 1, True, 0.25),  # NSFW may still use it
+])
+def test_score_tasks_hold_a_gpu_only_for_a_scorer_that_can_use_it(ocr, safety, gpus, cuda_provider, expected,
+                                                                   monkeypatch):
+    import onnxruntime
+    import ray
+
+    from curate.job.pipeline import score_gpus
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0, "GPU": float(gpus)})
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda_provider else ["CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: providers)
+    cfg = load_config(overrides={"scoring": {"ocr": ocr, "safety": safety}})
+    assert score_gpus(cfg) == expected

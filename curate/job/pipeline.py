@@ -148,7 +148,8 @@ def aesthetic_gpus(cfg: Config) -> float:
 
 def score_gpus(cfg: Config) -> float:
     """GPUs per score task: as configured, else a quarter of one when the cluster has GPUs, the OCR or NSFW
-    scorer may use them (`device: auto | cuda`) and ONNX Runtime here has its CUDA provider (onnxruntime-gpu)."""
+    scorer may use them (`device: auto | cuda`, on an engine that can: not `openvino`, which runs on the CPU) and
+    ONNX Runtime here has its CUDA provider (onnxruntime-gpu)."""
     import ray
 
     from filters.onnx import CUDA
@@ -156,7 +157,7 @@ def score_gpus(cfg: Config) -> float:
     if cfg.resources.score.num_gpus:
         return cfg.resources.score.num_gpus
     s = cfg.scoring
-    learned = [m.device for m in (s.ocr, s.safety) if m.enabled]
+    learned = [m.device for m in (s.ocr, s.safety) if m.enabled and m.engine != "openvino"]
     if not learned or all(d == "cpu" for d in learned) or ray.cluster_resources().get("GPU", 0) <= 0:
         return 0.0
     import onnxruntime
