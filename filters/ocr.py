@@ -77,13 +77,20 @@ def preflight(settings: OcrSettings) -> None:
     choose_engine(settings.device, settings.engine, settings.precision)
 
 
-@lru_cache(maxsize=4)
-def _detector_for(settings: OcrSettings):
-    """rapidocr's detector on the chosen engine, built once per process."""
+@lru_cache(maxsize=1)
+def _rapidocr_defaults() -> dict:
+    """rapidocr's own settings (config.yaml beside its models): pre- and post-processing of each model."""
     import yaml
 
     det_path = package_file("rapidocr_onnxruntime", DET_MODEL, install=INSTALL)
-    defaults = yaml.safe_load((det_path.parent.parent / "config.yaml").read_text())
+    return yaml.safe_load((det_path.parent.parent / "config.yaml").read_text())
+
+
+@lru_cache(maxsize=4)
+def _detector_for(settings: OcrSettings):
+    """rapidocr's detector on the chosen engine, built once per process."""
+    det_path = package_file("rapidocr_onnxruntime", DET_MODEL, install=INSTALL)
+    defaults = _rapidocr_defaults()
     infer = model(str(det_path), settings.device, settings.threads, settings.engine, settings.precision)
     return _detector({**defaults["Det"], "limit_type": "max", "limit_side_len": settings.max_side,
                       "box_thresh": settings.box_threshold}, infer)
@@ -92,12 +99,10 @@ def _detector_for(settings: OcrSettings):
 @lru_cache(maxsize=4)
 def _recogniser_for(device: str, threads: int):
     """rapidocr's CTC recogniser on ONNX Runtime, built once per process when first needed."""
-    import yaml
     from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
 
     rec_path = package_file("rapidocr_onnxruntime", REC_MODEL, install=INSTALL)
-    defaults = yaml.safe_load((rec_path.parent.parent / "config.yaml").read_text())
-    return TextRecognizer({**defaults["Rec"], "use_cuda": use_cuda(device), "inter_op_num_threads": 1,
+    return TextRecognizer({**_rapidocr_defaults()["Rec"], "use_cuda": use_cuda(device), "inter_op_num_threads": 1,
                            "intra_op_num_threads": threads, "model_path": str(rec_path)})
 
 
@@ -146,12 +151,12 @@ class TextScorer:
             boxes.update({i: self._detect(det, frames[i]) for i in rest})
         per_frame = [boxes[i] for i in sorted(boxes)]
         tracks = track_boxes(per_frame)
-        read, texts = sorted(boxes), {}  # texts: the tracks already recognised (id -> text)
-        persistent = [t for t in tracks
-                      if t.presence >= self.settings.persist and self._overlay_like(t, frames, read, texts)]
+        read = sorted(boxes)
+        persistent = [t for t in tracks if t.presence >= self.settings.persist and self._overlay_like(t, frames, read)]
         if self.settings.recognize:
-            texts.update({id(t): self._read(frames, read, t) for t in persistent if id(t) not in texts})
-        text = " | ".join(texts[id(t)] for t in persistent if id(t) in texts) or None
+            for t in persistent:
+                self._read(frames, read, t)
+        text = " | ".join(t.text for t in persistent if t.text is not None) or None
         return {
             "text_area": float(np.mean([union_area(b) for b in per_frame])),
             "persistent_text_area": union_area([t.box for t in persistent]),
@@ -159,10 +164,10 @@ class TextScorer:
             "ocr_text": text,
         }
 
-    def _overlay_like(self, track: Track, frames, read: list[int], texts: dict) -> bool:
+    def _overlay_like(self, track: Track, frames, read: list[int]) -> bool:
         """Persistent text near a border is taken as laid over the picture; further in, only when the picture
         around it changes (a stock watermark over moving content), not when it stays still with it (a sign),
-        unless it names a stock-footage site (`stock_sites`; what was read goes into `texts`)."""
+        unless it names a stock-footage site (`stock_sites`)."""
         x0, y0, x1, y1 = track.box
         if min(x0, y0, 1 - x1, 1 - y1) <= BORDER:
             return True
@@ -172,8 +177,7 @@ class TextScorer:
             return True
         if not self.settings.stock_sites:
             return False
-        texts[id(track)] = self._read(frames, read, track)
-        return stock_site(texts[id(track)]) is not None
+        return stock_site(self._read(frames, read, track)) is not None
 
     def _detect(self, det, frame: np.ndarray) -> list[list[float]]:
         """Text line boxes in `frame`, as fractions of it."""
@@ -191,7 +195,9 @@ class TextScorer:
         return [b for b in boxes if b[3] - b[1] <= MAX_LINE_HEIGHT]
 
     def _read(self, frames, read: list[int], track: Track) -> str:
-        """The recognised text of a track, from the frame where its box is largest."""
+        """The recognised text of a track, from the frame where its box is largest (read once: `track.text`)."""
+        if track.text is not None:
+            return track.text
         rec = _recogniser_for(self.settings.device, self.settings.threads)
         k = int(np.argmax([(b[2] - b[0]) * (b[3] - b[1]) for b in track.boxes]))
         frame = frames[read[track.frames[k]]]
@@ -199,17 +205,19 @@ class TextScorer:
         x0, y0, x1, y1 = track.boxes[k]
         crop = frame[int(y0 * h):max(int(y0 * h) + 1, int(np.ceil(y1 * h))),
                      int(x0 * w):max(int(x0 * w) + 1, int(np.ceil(x1 * w)))]
-        (text, _score), = rec([np.ascontiguousarray(crop)])[0]
-        return text
+        (track.text, _score), = rec([np.ascontiguousarray(crop)])[0]
+        return track.text
 
 
 @dataclass
 class Track:
-    """A text region followed across the frames read: its boxes, the frames they came from, its extent."""
+    """A text region followed across the frames read: its boxes, the frames they came from, its extent, and its
+    recognised text once read."""
 
     boxes: list[list[float]]
     frames: list[int]
     presence: float = 0.0
+    text: str | None = None
 
     @property
     def box(self) -> list[float]:
