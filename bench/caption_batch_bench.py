@@ -6,7 +6,10 @@ machine's environment, unchanged):
 1. peer: `vllm bench throughput`'s own `run_vllm` (vllm.benchmarks.throughput): one `LLM.generate` over every
    request, timed around that call only. Its requests are ours (`SampleRequest`s holding our chat-templated
    prompt and the clip's frames as a `(frames, metadata)` video), so prompt, frames and the output budget are
-   the same; like the peer, every request generates exactly `--tokens` tokens (ignore_eos).
+   the same; like the peer, every request generates exactly `--tokens` tokens (ignore_eos). Run twice: as a
+   plain process, and inside a Ray task of the same local Ray as ours (the same engine loop, with Ray's daemons
+   and a Ray worker's settings around it), which separates what running under Ray costs on this machine from
+   what our path costs.
 2. ours, `batch_api: ray_data_llm` (curate/job/caption_batch.py): the job's caption step over a Ray Dataset of
    caption-prep rows, through Ray Data's vLLM engine stage. Its engine starts inside the pipeline, so it is timed
    from the engine's first request (vLLM's own request metrics) to the last answer checked by our postprocess:
@@ -93,6 +96,13 @@ def run_peer(model: str, cfg, frames: np.ndarray, clips: int, tokens: int) -> tu
     elapsed, _ = run_vllm(requests, 1, EngineArgs(model=model, **engine_kwargs(cfg)), do_profile=False,
                           warmup_requests=warm)
     return elapsed, clips * tokens
+
+
+def run_peer_in_ray(model: str, cfg, frames: np.ndarray, clips: int, tokens: int) -> tuple[float, int]:
+    """`run_peer` in a 1-CPU Ray task, as the engine of our path runs in a Ray actor."""
+    import ray
+
+    return ray.get(ray.remote(num_cpus=1)(run_peer).remote(model, cfg, frames, clips, tokens))
 
 
 def run_actor_path(model: str, cfg, frames: np.ndarray, clips: int, tokens: int, batch: int) -> tuple[float, int]:
@@ -204,6 +214,8 @@ def main() -> None:
         if busy:
             rows.setdefault(OURS, []).append((busy, tokens))
         rows.setdefault("ours: ray_data_llm, whole wall incl. engine start", []).append((wall, tokens))
+    rows[PEER_IN_RAY] = [run_peer_in_ray(model, cfg, frames, args.clips, args.tokens) for _ in range(args.repeat)]
+    print("RUN peer in a Ray task", rows[PEER_IN_RAY], flush=True)
     ray.shutdown()
     rows["peer: vllm bench throughput run_vllm"] = [run_peer(model, cfg, frames, args.clips, args.tokens)
                                                      for _ in range(args.repeat)]
@@ -222,6 +234,8 @@ def main() -> None:
     peer = best["peer: vllm bench throughput run_vllm"]
     if OURS in best:
         print(f"ray_data_llm / vllm bench throughput (out tok/s): {best[OURS] / peer:.2f}")
+        print(f"ray_data_llm / the same peer in a Ray task (out tok/s): {best[OURS] / best[PEER_IN_RAY]:.2f}")
+    print(f"the peer in a Ray task / the peer (what running under Ray costs here): {best[PEER_IN_RAY] / peer:.2f}")
     print(f"actor path / vllm bench throughput (out tok/s): {best['ours: actor path, batch by batch'] / peer:.2f}")
     if args.cli:
         from transformers import AutoTokenizer
@@ -235,6 +249,7 @@ def main() -> None:
 
 
 OURS = "ours: ray_data_llm (first request to last answer)"
+PEER_IN_RAY = "peer: the same, in a Ray task of our local Ray"
 
 
 def _has_cuda() -> bool:
