@@ -14,7 +14,11 @@ machine's environment, unchanged):
    caption-prep rows, through Ray Data's vLLM engine stage. Its engine starts inside the pipeline, so it is timed
    from the engine's first request (vLLM's own request metrics) to the last answer checked by our postprocess:
    the peer's timing plus our checks and Ray Data's hand-offs. The whole wall is printed too.
-3. ours, `batch_api: actor`: the `vllm` backend's `LLM.generate` one batch of `--batch` at a time (what the
+3. vLLM's async engine (`AsyncLLMEngine`, the one Ray Data's stage drives) in a plain Ray actor, without Ray
+   Data: every request of ours submitted at once behind the stage's own limit (1.1 x max_num_seqs in the
+   engine), timed from the first request to the last answer; what our path would be without Ray Data's
+   plumbing around the engine.
+4. ours, `batch_api: actor`: the `vllm` backend's `LLM.generate` one batch of `--batch` at a time (what the
    actor pool does), timed around the calls.
 
 Also `vllm bench throughput` itself as a command (`--cli`): its random-mm dataset with a video of the same
@@ -27,7 +31,9 @@ frame count and size (vLLM decodes that mp4 itself, so it is a looser peer; prin
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import math
 import os
 import sys
 import time
@@ -103,6 +109,55 @@ def run_peer_in_ray(model: str, cfg, frames: np.ndarray, clips: int, tokens: int
     import ray
 
     return ray.get(ray.remote(num_cpus=1)(run_peer).remote(model, cfg, frames, clips, tokens))
+
+
+class AsyncEngineActor:
+    """vLLM's AsyncLLMEngine in a Ray actor, fed directly (see the module docstring, 3.)."""
+
+    def __init__(self, model: str, kwargs: dict):
+        import vllm
+
+        self.engine = vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(model=model, **kwargs))
+        self.limit = math.ceil(1.1 * kwargs["max_num_seqs"])  # Ray Data's default max_pending_requests
+
+    async def run(self, inputs: dict, sampling: dict, clips: int) -> tuple[float, int]:
+        import vllm
+
+        gate = asyncio.Semaphore(self.limit)
+        prompt = {"prompt": inputs["prompt"], "multi_modal_data": inputs["multi_modal_data"],
+                  "mm_processor_kwargs": inputs["mm_processor_kwargs"]}
+
+        async def one(request_id: str) -> int:
+            async with gate:
+                async for out in self.engine.generate(prompt, vllm.SamplingParams(**sampling), request_id):
+                    if out.finished:
+                        return len(out.outputs[0].token_ids)
+            return 0
+
+        await asyncio.gather(*(one(f"warm-{k}") for k in range(2)))  # as the peer warms up
+        start = time.perf_counter()
+        produced = await asyncio.gather(*(one(f"r{k}") for k in range(clips)))
+        return time.perf_counter() - start, sum(produced)
+
+
+def run_async_engine_in_ray(model: str, cfg, frames: np.ndarray, clips: int) -> tuple[float, int]:
+    import ray
+    from transformers import AutoTokenizer
+
+    from captioner import CaptionRequest, get_prompt
+    from captioner.backends.vllm_backend import engine_input, sampling_kwargs
+    from curate.job.caption_batch import pass_params
+
+    prompt = get_prompt(cfg.caption.prompt)
+    inputs = engine_input(AutoTokenizer.from_pretrained(model), prompt,
+                          CaptionRequest("c", frames, 2.0, len(frames) / 2.0))
+    sampling = {**sampling_kwargs(prompt, pass_params(cfg.caption, 0), cfg.caption.structured,
+                                  cfg.caption.max_field_chars), "ignore_eos": True}
+    actor = ray.remote(num_cpus=1)(AsyncEngineActor).remote(model, engine_kwargs(cfg))
+    try:
+        return ray.get(actor.run.remote(inputs, sampling, clips))
+    finally:
+        ray.kill(actor)
 
 
 def run_actor_path(model: str, cfg, frames: np.ndarray, clips: int, tokens: int, batch: int) -> tuple[float, int]:
@@ -216,6 +271,8 @@ def main() -> None:
         rows.setdefault("ours: ray_data_llm, whole wall incl. engine start", []).append((wall, tokens))
     rows[PEER_IN_RAY] = [run_peer_in_ray(model, cfg, frames, args.clips, args.tokens) for _ in range(args.repeat)]
     print("RUN peer in a Ray task", rows[PEER_IN_RAY], flush=True)
+    rows[ASYNC_IN_RAY] = [run_async_engine_in_ray(model, cfg, frames, args.clips) for _ in range(args.repeat)]
+    print("RUN async engine in a Ray actor", rows[ASYNC_IN_RAY], flush=True)
     ray.shutdown()
     rows["peer: vllm bench throughput run_vllm"] = [run_peer(model, cfg, frames, args.clips, args.tokens)
                                                      for _ in range(args.repeat)]
@@ -235,6 +292,8 @@ def main() -> None:
     if OURS in best:
         print(f"ray_data_llm / vllm bench throughput (out tok/s): {best[OURS] / peer:.2f}")
         print(f"ray_data_llm / the same peer in a Ray task (out tok/s): {best[OURS] / best[PEER_IN_RAY]:.2f}")
+        print("ray_data_llm / its engine fed directly in a Ray actor (out tok/s): "
+              f"{best[OURS] / best[ASYNC_IN_RAY]:.2f}")
     print(f"the peer in a Ray task / the peer (what running under Ray costs here): {best[PEER_IN_RAY] / peer:.2f}")
     print(f"actor path / vllm bench throughput (out tok/s): {best['ours: actor path, batch by batch'] / peer:.2f}")
     if args.cli:
@@ -250,6 +309,7 @@ def main() -> None:
 
 OURS = "ours: ray_data_llm (first request to last answer)"
 PEER_IN_RAY = "peer: the same, in a Ray task of our local Ray"
+ASYNC_IN_RAY = "vLLM's async engine fed directly, in a Ray actor"
 
 
 def _has_cuda() -> bool:
