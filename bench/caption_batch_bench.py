@@ -83,18 +83,33 @@ def engine_kwargs(cfg) -> dict:
                 mm_processor_kwargs={"max_pixels": cfg.caption.max_pixels})
 
 
+CLIP_FPS = 2.0  # the frames' rate as every path is told it (a clip of 8 frames lasts 4 s)
+
+
+def clip_request(frames: np.ndarray, clip_id: str = "c"):
+    from captioner import CaptionRequest
+
+    return CaptionRequest(clip_id, frames, CLIP_FPS, len(frames) / CLIP_FPS)
+
+
+def engine_request(model: str, cfg, frames: np.ndarray):
+    """(tokenizer, the vLLM backend's engine input for one clip of `frames`): what every peer is given."""
+    from transformers import AutoTokenizer
+
+    from captioner import get_prompt
+    from captioner.backends.vllm_backend import engine_input
+
+    tok = AutoTokenizer.from_pretrained(model)
+    return tok, engine_input(tok, get_prompt(cfg.caption.prompt), clip_request(frames))
+
+
 def run_peer(model: str, cfg, frames: np.ndarray, clips: int, tokens: int) -> tuple[float, int]:
     """vLLM's own throughput benchmark loop on our requests."""
-    from transformers import AutoTokenizer
     from vllm.benchmarks.datasets import SampleRequest
     from vllm.benchmarks.throughput import run_vllm
     from vllm.engine.arg_utils import EngineArgs
 
-    from captioner import CaptionRequest, get_prompt
-    from captioner.backends.vllm_backend import engine_input
-
-    tok = AutoTokenizer.from_pretrained(model)
-    inputs = engine_input(tok, get_prompt(cfg.caption.prompt), CaptionRequest("c", frames, 2.0, len(frames) / 2.0))
+    tok, inputs = engine_request(model, cfg, frames)
     prompt_len = len(tok(inputs["prompt"])["input_ids"])
     requests = [SampleRequest(prompt=inputs["prompt"], prompt_len=prompt_len, expected_output_len=tokens,
                               multi_modal_data=inputs["multi_modal_data"]) for _ in range(clips)]
@@ -142,15 +157,13 @@ class AsyncEngineActor:
 
 def run_async_engine_in_ray(model: str, cfg, frames: np.ndarray, clips: int) -> tuple[float, int]:
     import ray
-    from transformers import AutoTokenizer
 
-    from captioner import CaptionRequest, get_prompt
-    from captioner.backends.vllm_backend import engine_input, sampling_kwargs
+    from captioner import get_prompt
+    from captioner.backends.vllm_backend import sampling_kwargs
     from curate.job.caption_batch import pass_params
 
     prompt = get_prompt(cfg.caption.prompt)
-    inputs = engine_input(AutoTokenizer.from_pretrained(model), prompt,
-                          CaptionRequest("c", frames, 2.0, len(frames) / 2.0))
+    _, inputs = engine_request(model, cfg, frames)
     sampling = {**sampling_kwargs(prompt, pass_params(cfg.caption, 0), cfg.caption.structured,
                                   cfg.caption.max_field_chars), "ignore_eos": True}
     actor = ray.remote(num_cpus=1)(AsyncEngineActor).remote(model, engine_kwargs(cfg))
@@ -162,7 +175,7 @@ def run_async_engine_in_ray(model: str, cfg, frames: np.ndarray, clips: int) -> 
 
 def run_actor_path(model: str, cfg, frames: np.ndarray, clips: int, tokens: int, batch: int) -> tuple[float, int]:
     """The `vllm` backend batch by batch, as our actor pool calls it (ignore_eos, as the peer)."""
-    from captioner import CaptionRequest, GenerationParams, get_prompt
+    from captioner import GenerationParams, get_prompt
     from captioner.backends import make_backend
 
     backend = make_backend(cfg.caption, cfg.profile)
@@ -174,7 +187,7 @@ def run_actor_path(model: str, cfg, frames: np.ndarray, clips: int, tokens: int,
     vb.sampling_kwargs = lambda *a, **k: {**original(*a, **k), "ignore_eos": True}  # the peer's fixed length
     try:
         prompt, params = get_prompt(cfg.caption.prompt), GenerationParams(max_new_tokens=tokens)
-        reqs = [CaptionRequest(f"c{i}", frames, 2.0, len(frames) / 2.0) for i in range(clips)]
+        reqs = [clip_request(frames, f"c{i}") for i in range(clips)]
         backend.generate(reqs[:2], prompt, params)  # warm-up
         start, produced = time.perf_counter(), 0
         for i in range(0, clips, batch):
@@ -209,7 +222,7 @@ def run_ours(cfg, frames: np.ndarray, clips: int) -> tuple[float, float | None, 
     cb.Requests, cb.Checks = FixedLength, Timed
     rows = [{"clip_id": f"c{i}", "keep": True, "caption_frames": frames.tobytes(),
              "caption_frames_shape": list(frames.shape), "caption_frames_windows": [len(frames)],
-             "caption_frames_fps": 2.0, "caption_sampling": None, "duration_s": len(frames) / 2.0,
+             "caption_frames_fps": CLIP_FPS, "caption_sampling": None, "duration_s": len(frames) / CLIP_FPS,
              "caption_status": None, "caption_error": None, "caption_attempts": 0} for i in range(clips)]
     ds = ray.data.from_items(rows, override_num_blocks=max(1, clips // cfg.resources.caption.batch_size))
     start = time.perf_counter()
