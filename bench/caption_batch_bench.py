@@ -18,8 +18,13 @@ machine's environment, unchanged):
    Data: every request of ours submitted at once behind the stage's own limit (1.1 x max_num_seqs in the
    engine), timed from the first request to the last answer; what our path would be without Ray Data's
    plumbing around the engine.
+   Run again beside a process that keeps `--load` of one core busy (default 0.3, about what Ray Data's driver,
+   its metrics and its stage plumbing use in row 2): on two cores, what that much CPU beside the engine costs it.
 4. ours, `batch_api: actor`: the `vllm` backend's `LLM.generate` one batch of `--batch` at a time (what the
    actor pool does), timed around the calls.
+5. an async engine UDF of our own in a Ray Data actor pool (`OwnEngineUDF`), the issue's alternative to Ray
+   Data's LLM stage: one stage builds a batch's requests, awaits the shared engine and checks the answers, with
+   `--concurrent-batches` batches in flight; timed from the first request built to the last answer checked.
 
 Also `vllm bench throughput` itself as a command (`--cli`): its random-mm dataset with a video of the same
 frame count and size (vLLM decodes that mp4 itself, so it is a looser peer; printed for reference).
@@ -37,6 +42,7 @@ import math
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -126,28 +132,35 @@ def run_peer_in_ray(model: str, cfg, frames: np.ndarray, clips: int, tokens: int
     return ray.get(ray.remote(num_cpus=1)(run_peer).remote(model, cfg, frames, clips, tokens))
 
 
+def async_engine(model: str, kwargs: dict):
+    """(vLLM's AsyncLLMEngine, the gate that keeps at most Ray Data's default `max_pending_requests`, 1.1 x
+    max_num_seqs, in it)."""
+    import vllm
+
+    engine = vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(model=model, **kwargs))
+    return engine, asyncio.Semaphore(math.ceil(1.1 * kwargs["max_num_seqs"]))
+
+
+async def answer(engine, gate, inputs: dict, sampling: dict, request_id: str):
+    """The finished output of one request (a `vllm.CompletionOutput`)."""
+    import vllm
+
+    async with gate:
+        async for out in engine.generate(inputs, vllm.SamplingParams(**sampling), request_id):
+            if out.finished:
+                return out.outputs[0]
+    raise RuntimeError(f"{request_id}: the engine ended the stream unfinished")
+
+
 class AsyncEngineActor:
     """vLLM's AsyncLLMEngine in a Ray actor, fed directly (see the module docstring, 3.)."""
 
     def __init__(self, model: str, kwargs: dict):
-        import vllm
-
-        self.engine = vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(model=model, **kwargs))
-        self.limit = math.ceil(1.1 * kwargs["max_num_seqs"])  # Ray Data's default max_pending_requests
+        self.engine, self.gate = async_engine(model, kwargs)
 
     async def run(self, inputs: dict, sampling: dict, clips: int) -> tuple[float, int]:
-        import vllm
-
-        gate = asyncio.Semaphore(self.limit)
-        prompt = {"prompt": inputs["prompt"], "multi_modal_data": inputs["multi_modal_data"],
-                  "mm_processor_kwargs": inputs["mm_processor_kwargs"]}
-
         async def one(request_id: str) -> int:
-            async with gate:
-                async for out in self.engine.generate(prompt, vllm.SamplingParams(**sampling), request_id):
-                    if out.finished:
-                        return len(out.outputs[0].token_ids)
-            return 0
+            return len((await answer(self.engine, self.gate, inputs, sampling, request_id)).token_ids)
 
         await asyncio.gather(*(one(f"warm-{k}") for k in range(2)))  # as the peer warms up
         start = time.perf_counter()
@@ -155,22 +168,110 @@ class AsyncEngineActor:
         return time.perf_counter() - start, sum(produced)
 
 
-def run_async_engine_in_ray(model: str, cfg, frames: np.ndarray, clips: int) -> tuple[float, int]:
-    import ray
-
+def fixed_length_sampling(cfg) -> dict:
+    """The first pass's sampling settings, every answer exactly the token budget long (ignore_eos, as the peer)."""
     from captioner import get_prompt
     from captioner.backends.vllm_backend import sampling_kwargs
     from curate.job.caption_batch import pass_params
 
-    prompt = get_prompt(cfg.caption.prompt)
+    return {**sampling_kwargs(get_prompt(cfg.caption.prompt), pass_params(cfg.caption, 0), cfg.caption.structured,
+                              cfg.caption.max_field_chars), "ignore_eos": True}
+
+
+def run_async_engine_in_ray(model: str, cfg, frames: np.ndarray, clips: int,
+                            load_cores: float = 0.0) -> tuple[float, int]:
+    """Row 3; with `load_cores`, a process beside it keeps that share of one core busy the whole time."""
+    import ray
+
     _, inputs = engine_request(model, cfg, frames)
-    sampling = {**sampling_kwargs(prompt, pass_params(cfg.caption, 0), cfg.caption.structured,
-                                  cfg.caption.max_field_chars), "ignore_eos": True}
     actor = ray.remote(num_cpus=1)(AsyncEngineActor).remote(model, engine_kwargs(cfg))
     try:
-        return ray.get(actor.run.remote(inputs, sampling, clips))
+        with cpu_load(load_cores):
+            return ray.get(actor.run.remote(inputs, fixed_length_sampling(cfg), clips))
     finally:
         ray.kill(actor)
+
+
+@contextmanager
+def cpu_load(cores: float):
+    """A process that keeps `cores` (0-1) of one core busy (10 ms periods) while the block runs."""
+    import subprocess
+
+    if cores <= 0:
+        yield
+        return
+    spin = ("import time\nd = float(__import__('sys').argv[1])\nwhile True:\n    t = time.perf_counter()\n"
+            "    while time.perf_counter() - t < 0.01 * d: pass\n    time.sleep(0.01 * (1 - d))\n")
+    proc = subprocess.Popen([sys.executable, "-c", spin, str(min(cores, 1.0))])
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+class OwnEngineUDF:
+    """An async engine UDF of our own, for a Ray Data actor pool (row 5): what the issue allows instead of Ray
+    Data's LLM stage ("your own actor"). One stage does a batch's requests, its engine calls (every batch in flight
+    shares the one engine, so batching spans batches) and its checks; Ray Data keeps `max_concurrency` batches in
+    flight on the actor, as with its own stage."""
+
+    def __init__(self, model: str, kwargs: dict, cfg):
+        from transformers import AutoTokenizer
+
+        from captioner import get_prompt
+
+        self.engine, self.gate = async_engine(model, kwargs)
+        self.tokenizer, self.prompt = AutoTokenizer.from_pretrained(model), get_prompt(cfg.caption.prompt)
+        self.sampling, self.min_words, self.sent = fixed_length_sampling(cfg), cfg.caption.min_words, 0
+
+    async def caption(self, row: dict) -> dict:
+        from captioner import CaptionRequest
+        from captioner.backends.vllm_backend import engine_input
+        from captioner.checks import check_caption
+        from curate.job.stages import prepared_frames
+
+        started = time.time()
+        request = CaptionRequest(row["clip_id"], prepared_frames(row), row["caption_frames_fps"], row["duration_s"])
+        self.sent += 1
+        out = await answer(self.engine, self.gate, engine_input(self.tokenizer, self.prompt, request), self.sampling,
+                           f"{row['clip_id']}-{self.sent}")
+        check = check_caption(out.text, self.prompt.fields, finish_reason=out.finish_reason, min_words=self.min_words)
+        return {"clip_id": row["clip_id"], "caption_status": "ok" if check.ok else "failed",
+                "caption_tokens": len(out.token_ids), "bench_started": started, "bench_checked": time.time()}
+
+    async def __call__(self, batch):
+        import pyarrow as pa
+
+        yield pa.Table.from_pylist(await asyncio.gather(*(self.caption(r) for r in batch.to_pylist())))
+
+
+def run_own_udf(model: str, cfg, frames: np.ndarray, clips: int) -> tuple[float, float, int]:
+    """Row 5 over the rows `run_ours` gets: its wall (engine start-up included), the span from the first request
+    built to the last answer checked, and the output tokens."""
+    import ray
+
+    res = cfg.resources.caption
+    start = time.perf_counter()
+    out = prep_dataset(cfg, frames, clips).map_batches(
+        OwnEngineUDF, fn_constructor_kwargs=dict(model=model, kwargs=engine_kwargs(cfg), cfg=cfg),
+        batch_size=res.batch_size, batch_format="pyarrow", num_cpus=1, compute=ray.data.ActorPoolStrategy(size=1),
+        max_concurrency=cfg.caption.vllm.max_concurrent_batches).take_all()
+    wall = time.perf_counter() - start
+    assert len(out) == clips, len(out)
+    busy = max(r["bench_checked"] for r in out) - min(r["bench_started"] for r in out)
+    return wall, busy, sum(r["caption_tokens"] for r in out)
+
+
+def prep_dataset(cfg, frames: np.ndarray, clips: int):
+    """A Ray Dataset of `clips` caption-prep rows (what the caption step gets in the job), one block a batch."""
+    import ray
+
+    rows = [{"clip_id": f"c{i}", "keep": True, "caption_frames": frames.tobytes(),
+             "caption_frames_shape": list(frames.shape), "caption_frames_windows": [len(frames)],
+             "caption_frames_fps": CLIP_FPS, "caption_sampling": None, "duration_s": len(frames) / CLIP_FPS,
+             "caption_status": None, "caption_error": None, "caption_attempts": 0} for i in range(clips)]
+    return ray.data.from_items(rows, override_num_blocks=max(1, clips // cfg.resources.caption.batch_size))
 
 
 def run_actor_path(model: str, cfg, frames: np.ndarray, clips: int, tokens: int, batch: int) -> tuple[float, int]:
@@ -201,8 +302,6 @@ def run_ours(cfg, frames: np.ndarray, clips: int) -> tuple[float, float | None, 
     """The job's caption step (Ray Data LLM) over `clips` caption-prep rows: its wall (engine start-up
     included), the span from the engine's first request to the last answer checked (vLLM's request metrics), and
     the output tokens."""
-    import ray
-
     import curate.job.caption_batch as cb
 
     class FixedLength(cb.Requests):  # the peer's budget: exactly `tokens` tokens a request
@@ -220,11 +319,7 @@ def run_ours(cfg, frames: np.ndarray, clips: int) -> tuple[float, float | None, 
             return out
 
     cb.Requests, cb.Checks = FixedLength, Timed
-    rows = [{"clip_id": f"c{i}", "keep": True, "caption_frames": frames.tobytes(),
-             "caption_frames_shape": list(frames.shape), "caption_frames_windows": [len(frames)],
-             "caption_frames_fps": CLIP_FPS, "caption_sampling": None, "duration_s": len(frames) / CLIP_FPS,
-             "caption_status": None, "caption_error": None, "caption_attempts": 0} for i in range(clips)]
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, clips // cfg.resources.caption.batch_size))
+    ds = prep_dataset(cfg, frames, clips)
     start = time.perf_counter()
     out = cb.BatchCaptionStep(cfg).transform(ds).take_all()
     wall = time.perf_counter() - start
@@ -263,6 +358,8 @@ def main() -> None:
     ap.add_argument("--seqs", type=int, default=64, help="vLLM max_num_seqs, for every row")
     ap.add_argument("--concurrent-batches", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--load", type=float, default=0.3,
+                    help="row 3 again beside a process keeping this share of a core busy (0: skip)")
     ap.add_argument("--cli", action="store_true", help="also run the `vllm bench throughput` command")
     args = ap.parse_args()
     args.dtype = args.dtype or ("float32" if args.device == "cpu" else "auto")
@@ -286,6 +383,14 @@ def main() -> None:
     print("RUN peer in a Ray task", rows[PEER_IN_RAY], flush=True)
     rows[ASYNC_IN_RAY] = [run_async_engine_in_ray(model, cfg, frames, args.clips) for _ in range(args.repeat)]
     print("RUN async engine in a Ray actor", rows[ASYNC_IN_RAY], flush=True)
+    if args.load > 0:
+        loaded = f"the same, beside a load of {args.load:g} of a core"
+        rows[loaded] = [run_async_engine_in_ray(model, cfg, frames, args.clips, args.load) for _ in range(args.repeat)]
+        print("RUN async engine in a Ray actor, loaded", rows[loaded], flush=True)
+    for _ in range(args.repeat):
+        wall, busy, tokens = run_own_udf(model, cfg, frames, args.clips)
+        print("RUN own engine UDF", wall, busy, tokens, flush=True)
+        rows.setdefault(OWN_UDF, []).append((busy, tokens))
     ray.shutdown()
     rows["peer: vllm bench throughput run_vllm"] = [run_peer(model, cfg, frames, args.clips, args.tokens)
                                                      for _ in range(args.repeat)]
@@ -307,6 +412,10 @@ def main() -> None:
         print(f"ray_data_llm / the same peer in a Ray task (out tok/s): {best[OURS] / best[PEER_IN_RAY]:.2f}")
         print("ray_data_llm / its engine fed directly in a Ray actor (out tok/s): "
               f"{best[OURS] / best[ASYNC_IN_RAY]:.2f}")
+    print(f"our own engine UDF / vllm bench throughput (out tok/s): {best[OWN_UDF] / peer:.2f}")
+    if args.load > 0:
+        print(f"the async engine fed directly, beside {args.load:g} of a core of load / without: "
+              f"{best[loaded] / best[ASYNC_IN_RAY]:.2f}")
     print(f"the peer in a Ray task / the peer (what running under Ray costs here): {best[PEER_IN_RAY] / peer:.2f}")
     print(f"actor path / vllm bench throughput (out tok/s): {best['ours: actor path, batch by batch'] / peer:.2f}")
     if args.cli:
@@ -323,6 +432,7 @@ def main() -> None:
 OURS = "ours: ray_data_llm (first request to last answer)"
 PEER_IN_RAY = "peer: the same, in a Ray task of our local Ray"
 ASYNC_IN_RAY = "vLLM's async engine fed directly, in a Ray actor"
+OWN_UDF = "ours: an async engine UDF of our own (Ray Data)"
 
 
 def _has_cuda() -> bool:

@@ -21,7 +21,8 @@ ffmpeg runs stay on the CPU codecs, the peer being the CPU job's). Without a GPU
 
     make bench     (or: .venv/bin/python bench/throughput_bench.py [--minutes 1 4] [--heights 720 1080]
                                                                    [--repeat 2] [--skip-analysis] [--skip-job]
-                                                                   [--gpu])
+                                                                   [--gpu] [--no-scorers]
+                                                                   [--corpus-only])
 """
 
 from __future__ import annotations
@@ -96,14 +97,21 @@ def analysis(longs: list[tuple[Path, list[int]]], repeat: int, gpu: bool) -> Non
               f" {ours_mib:9.0f}/{ff_mib:<10.0f}  {agree}")
 
 
-def job_config(mode: str, gpu: bool = False):
+NO_SCORERS = {"aesthetic": {"enabled": False}, "ocr": {"enabled": False}, "safety": {"enabled": False},
+              "quality": False, "motion": False, "watermark": False}
+
+
+def job_config(mode: str, gpu: bool = False, scorers: bool = True):
+    """Captions off; `scorers` False also turns every scorer off (what is left: decode, cuts, samples, encode and
+    Ray), which tells the scorers' share of the job from the pipeline's own."""
     from curate.config import load_config
 
     stage_gpus = {"resources": {"analyze": {"num_gpus": 0.5}, "encode": {"num_gpus": 0.5}}} if gpu else {}
-    return load_config(overrides={"caption": {"enabled": False}, "encode": {"mode": mode}, **stage_gpus})
+    return load_config(overrides={"caption": {"enabled": False}, "encode": {"mode": mode}, **stage_gpus,
+                                  **({} if scorers else {"scoring": NO_SCORERS})})
 
 
-def run_job(name: str, inputs: list[Path], mode: str, gpu: bool):
+def run_job(name: str, inputs: list[Path], mode: str, gpu: bool, scorers: bool = True):
     """One job on a fresh local Ray: (summary, wall s, peak MiB per kind of worker, clips table)."""
     import lance
     import ray
@@ -114,7 +122,7 @@ def run_job(name: str, inputs: list[Path], mode: str, gpu: bool):
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
     with WorkerMemory() as mem:
-        summary = curate.run([str(p) for p in inputs], str(out), config=job_config(mode, gpu), profile="tiny",
+        summary = curate.run([str(p) for p in inputs], str(out), config=job_config(mode, gpu, scorers), profile="tiny",
                              progress=False)
     wall = time.perf_counter() - t
     ray.shutdown()
@@ -129,7 +137,7 @@ def run_job(name: str, inputs: list[Path], mode: str, gpu: bool):
 
 def encode_floor(clips: list[dict], cfg) -> float:
     """Seconds for ffmpeg to cut and encode every kept clip with the job's libx264 settings (one process each,
-    an input seek and an exact start, as the job does)."""
+    an input seek and an exact start, as the job does); a clip ffmpeg cannot cut is printed and left out."""
     e = cfg.encode
     total = 0.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,21 +148,30 @@ def encode_floor(clips: list[dict], cfg) -> float:
                    "-threads", str(e.threads), "-pix_fmt", "yuv420p", "-x264-params", "mbtree=0",
                    str(Path(tmp) / f"{k}.mp4")]
             t = time.perf_counter()
-            subprocess.run(cmd, check=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode:  # the floor leaves it out, and says so
+                print(f"  floor: ffmpeg could not cut {Path(c['uri']).name} at {c['start_s']:.3f} s: "
+                      f"{_last_error(proc.stderr)}", flush=True)
+                continue
             total += time.perf_counter() - t
     return total
 
 
-def job(corpora: dict[str, list[Path]], gpu: bool) -> None:
+def _last_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.strip().startswith("Last message")]
+    return (lines or ["?"])[-1][:120]
+
+
+def job(corpora: dict[str, list[Path]], gpu: bool, scorers: bool = True) -> None:
     print("\n2. whole job, captions off (tiny profile; a fresh local Ray each; the floor measured in this run"
-          f"{'; NVDEC and NVENC' if gpu else ''})")
+          f"{'; NVDEC and NVENC' if gpu else ''}{'' if scorers else '; every scorer off'})")
     print(f"{'corpus':16} {'mode':8} {'videos':>6} {'failed':>6} {'clips':>5} {'job s':>7} {'decode s':>9}"
           f" {'encode s':>9} {'floor s':>8} {'x floor':>8}  where the job's time went")
     peaks = {}
     for name, inputs in corpora.items():
         decode = sum(best_of(1, lambda p=p: ffmpeg_decode(p)) for p in inputs)
         for mode in ("reencode", "copy"):
-            summary, wall, peak, clips = run_job(name, inputs, mode, gpu)
+            summary, wall, peak, clips = run_job(name, inputs, mode, gpu, scorers)
             enc = encode_floor(clips, job_config(mode)) if mode == "reencode" else 0.0
             floor = decode + enc
             t = summary.timings
@@ -180,6 +197,9 @@ def main() -> int:
     ap.add_argument("--skip-analysis", action="store_true")
     ap.add_argument("--skip-job", action="store_true")
     ap.add_argument("--gpu", action="store_true", help="NVDEC and NVENC (a machine with an NVIDIA GPU)")
+    ap.add_argument("--no-scorers", action="store_true",
+                    help="jobs with every scorer off: the pipeline's own share of the job, apart from the scorers'")
+    ap.add_argument("--corpus-only", action="store_true", help="jobs on the real corpus only, not the long files")
     args = ap.parse_args()
     if shutil.which("ffmpeg") is None:
         print("ffmpeg not found: `make bench` installs it (apt-get install ffmpeg)", file=sys.stderr)
@@ -191,7 +211,8 @@ def main() -> int:
     if not args.skip_analysis:
         analysis(longs, args.repeat, args.gpu)
     if not args.skip_job:
-        job({"real corpus": real_corpus(), **{p.stem: [p] for p, _ in longs}}, args.gpu)
+        longs_jobs = {} if args.corpus_only else {p.stem: [p] for p, _ in longs}
+        job({"real corpus": real_corpus(), **longs_jobs}, args.gpu, scorers=not args.no_scorers)
     return 0
 
 
