@@ -252,11 +252,11 @@ def run_own_udf(model: str, cfg, frames: np.ndarray, clips: int) -> tuple[float,
     import ray
 
     res = cfg.resources.caption
+    pool = ray.data.ActorPoolStrategy(size=1, max_concurrent_calls_per_actor=cfg.caption.vllm.max_concurrent_batches)
     start = time.perf_counter()
     out = prep_dataset(cfg, frames, clips).map_batches(
         OwnEngineUDF, fn_constructor_kwargs=dict(model=model, kwargs=engine_kwargs(cfg), cfg=cfg),
-        batch_size=res.batch_size, batch_format="pyarrow", num_cpus=1, compute=ray.data.ActorPoolStrategy(size=1),
-        max_concurrency=cfg.caption.vllm.max_concurrent_batches).take_all()
+        batch_size=res.batch_size, batch_format="pyarrow", num_cpus=1, compute=pool).take_all()
     wall = time.perf_counter() - start
     assert len(out) == clips, len(out)
     busy = max(r["bench_checked"] for r in out) - min(r["bench_started"] for r in out)
