@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench gpu-wheels clean
 
 venv: $(STAMP)
 
@@ -46,6 +46,17 @@ bench: venv
 	$(PY) bench/caption_bench.py
 	[ -d demo/dataset ] || $(VENV)/bin/curate demo --workdir demo
 	$(PY) bench/train_bench.py --dataset demo/dataset
+
+# Wheels for bench/gpu_check.sh on a lent GPU machine (Python 3.12, nothing fetchable there): what our analysis
+# and encode code needs beyond the device image, at the versions in constraints.txt. Carry .whl (git-ignored).
+GPU_WHEELS := av pydantic pydantic_core annotated-types typing-inspection typing_extensions scenedetect-headless \
+	platformdirs
+gpu-wheels:
+	rm -rf .whl && mkdir -p .whl
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+		$(foreach w,$(GPU_WHEELS),$(shell grep -i '^$(w)==' constraints.txt))
+	ls .whl
 
 clean:
 	rm -rf demo .pytest_cache
