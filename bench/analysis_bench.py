@@ -30,17 +30,22 @@ TESTDATA = REPO.parent / "shared" / "testdata" / "videos"
 OUT = REPO / "bench" / "out"
 
 
-def best_of(repeat: int, fn) -> float:
-    times = []
+def timed_best(repeat: int, fn):
+    """(the best of `repeat` timed calls of `fn`, the last call's result)."""
+    best, result = float("inf"), None
     for _ in range(repeat):
         t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        result = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, result
 
 
-def our_cuts(path: Path, gpu: bool = False) -> list[int]:
-    """Our analysis pass's scene starts (`gpu`: decoding with NVDEC, bench/throughput_bench.py --gpu)."""
+def best_of(repeat: int, fn) -> float:
+    return timed_best(repeat, fn)[0]
+
+
+def our_pass(path: Path, gpu: bool = False) -> list[dict]:
+    """Our analysis pass's scene rows (`gpu`: decoding with NVDEC, bench/throughput_bench.py --gpu)."""
     from curate.config import Config
     from curate.job.analyze import analyze_source
     from curate.video.sources import Source
@@ -50,7 +55,12 @@ def our_cuts(path: Path, gpu: bool = False) -> list[int]:
     rows = analyze_source(Source(str(path)), cfg)
     if rows[0]["video"]["status"] != "ok":
         raise RuntimeError(rows[0]["video"]["error"])
-    return [r["start_frame"] for r in rows]
+    return rows
+
+
+def our_cuts(path: Path, gpu: bool = False) -> list[int]:
+    """Our analysis pass's scene starts."""
+    return [r["start_frame"] for r in our_pass(path, gpu)]
 
 
 def ffmpeg_decode(path: Path) -> None:

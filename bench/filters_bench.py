@@ -30,7 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 TESTDATA = REPO.parent / "shared" / "testdata"
 OUT = REPO / "bench" / "out"
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
+from analysis_bench import best_of  # noqa: E402
 from burnin import KINDS, OVERLAY_REASONS, clean_videos, curate_file, group_of, overlay_drops, positives  # noqa: E402
 
 
@@ -75,15 +77,6 @@ def accuracy(cfg, seed: int) -> None:
           f"{sum(table[g]['dropped'] for g in text_pos)}/{sum(files[g] for g in text_pos)}; textless emblems: "
           f"{table['burned-in emblem']['dropped']}/{files['burned-in emblem']}")
     print("missed:", "; ".join(missed) or "none")
-
-
-def best_of(repeat: int, fn) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def cost(cfg, repeat: int) -> None:

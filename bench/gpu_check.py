@@ -4,7 +4,7 @@ needed (the device image has none of them; bench/gpu_check.sh installs the few w
 For a generated input at each --heights (hard cuts every --scene-s seconds between the demo corpus's scene kinds,
 libx264, so the cuts are known):
 1. decode-only through PyAV: FFmpeg's CPU decoder (its threads) against NVDEC (FFmpeg's CUDA hwaccel);
-2. our analysis pass (`analyze_source`, every scorer off: decode, cuts, samples, keyframes) with
+2. our analysis pass (`analyze_source`: decode, cuts, samples, keyframes; the scorers are a later stage) with
    `input.decode_device` cpu against cuda, and the cuts of each against the truth;
 3. our encode (`encode_video_clips`, the job's own code and settings), every scene a clip: libx264 against NVENC
    (`encode.device` cpu against cuda).
@@ -30,6 +30,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.analysis_bench import our_pass, timed_best  # noqa: E402
 
 FPS = 30
 KINDS = ("moving", "pan", "static")  # the demo corpus's scenes that hold no gradual change
@@ -73,33 +75,13 @@ def decode_only(path: Path, gpu: bool) -> tuple[int, str]:
     return n, engine
 
 
-def analysis(path: Path, gpu: bool) -> list[dict]:
-    from curate.job.analyze import analyze_source
-    from curate.video.sources import Source
-
-    rows = analyze_source(Source(str(path)), analysis_config(gpu))
-    if rows[0]["video"]["status"] != "ok":
-        raise RuntimeError(rows[0]["video"]["error"])
-    return rows
-
-
-def analysis_config(gpu: bool):
-    from curate.config import Config
-
-    cfg = Config()
-    cfg.input.decode_device = "cuda" if gpu else "cpu"
-    s = cfg.scoring
-    s.aesthetic.enabled = s.ocr.enabled = s.safety.enabled = False
-    s.quality = s.motion = s.watermark = False
-    return cfg
-
-
 def encode(path: Path, rows: list[dict], gpu: bool) -> tuple[int, str]:
     """(frames written, the encoder) for every scene of `rows` encoded as a clip, as the job's encode stage does."""
+    from curate.config import Config
     from curate.job.encode import ClipRequest, encode_video_clips
     from curate.video.gpu import gpu_encoder
 
-    cfg = analysis_config(False).encode
+    cfg = Config().encode
     cfg.device = "cuda" if gpu else "cpu"
     info = rows[0]["video"]
     requests = [ClipRequest(f"s{k}", r["start_pts"], r["end_pts"], r["start_s"], r["end_s"])
@@ -113,26 +95,16 @@ def encode(path: Path, rows: list[dict], gpu: bool) -> tuple[int, str]:
     return sum(c.num_frames for c in clips.values()), cfg.gpu_codec if gpu and gpu_encoder(cfg.gpu_codec) else cfg.codec
 
 
-def best_of(repeat: int, fn):
-    """(best seconds, the result of the last call)."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, result
-
-
 def check(path: Path, truth: list[int], repeat: int) -> dict:
     out = {"file": path.name, "true_cuts": len(truth)}
-    analysis(path, False)  # imports and first-use costs, before any timing
+    our_pass(path)  # imports and first-use costs, before any timing
     for gpu in (False, True):
         side = "gpu" if gpu else "cpu"
-        out[f"decode_s_{side}"], (out["frames"], out[f"decode_engine_{side}"]) = best_of(
+        out[f"decode_s_{side}"], (out["frames"], out[f"decode_engine_{side}"]) = timed_best(
             repeat, partial(decode_only, path, gpu))
-        out[f"analysis_s_{side}"], rows = best_of(repeat, partial(analysis, path, gpu))
+        out[f"analysis_s_{side}"], rows = timed_best(repeat, partial(our_pass, path, gpu))
         out[f"cuts_equal_truth_{side}"] = [r["start_frame"] for r in rows] == truth
-        out[f"encode_s_{side}"], (out["frames_encoded"], out[f"encode_codec_{side}"]) = best_of(
+        out[f"encode_s_{side}"], (out["frames_encoded"], out[f"encode_codec_{side}"]) = timed_best(
             repeat, partial(encode, path, rows, gpu))
     return out
 
