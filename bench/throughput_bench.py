@@ -13,7 +13,11 @@ truth), and a corpus of the real files in ../shared/testdata (videos/ and real/)
    ffmpeg/libx264 encode of every clip the job kept at the job's own settings (its clips' size and rate, CRF,
    preset, threads, mbtree off), each measured here in the same run. The job's own split (the run summary's
    `timings` and `stage_busy_s`: Ray start, execution, the driver's commits, closing; each stage's busy time)
-   and the peak RSS per kind of worker. Then `encode.mode: copy`, whose floor is decode-only.
+   and the peak RSS per kind of worker. Then `encode.mode: copy`, whose floor is decode-only. The job's and the
+   floor's CPU-seconds, machine-wide (/proc/stat, so Ray's own processes count), tell work from waiting: on a
+   machine whose cores the job keeps busy, its wall follows its CPU. `--copies K` adds a job on K copies of the
+   corpus and prints what the extra videos cost against their floor: a job's fixed costs cancel out, leaving the
+   rate a large corpus runs at.
 
 `--gpu` (a machine with an NVIDIA GPU): the analysis pass decodes with NVDEC, and the job's analysis and encode
 stages get half a GPU each, so they decode with NVDEC and encode with NVENC (curate/video/gpu.py; the floor's
@@ -22,12 +26,13 @@ ffmpeg runs stay on the CPU codecs, the peer being the CPU job's). Without a GPU
     make bench     (or: .venv/bin/python bench/throughput_bench.py [--minutes 1 4] [--heights 720 1080]
                                                                    [--repeat 2] [--skip-analysis] [--skip-job]
                                                                    [--gpu] [--no-scorers]
-                                                                   [--corpus-only])
+                                                                   [--corpus-only] [--copies K])
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -135,6 +140,29 @@ def run_job(name: str, inputs: list[Path], mode: str, gpu: bool, scorers: bool =
     return summary, wall, mem.by_stage(), clips
 
 
+def machine_cpu_s() -> float:
+    """CPU-seconds every process on the machine has used since boot (user, nice, system, irq), from /proc/stat:
+    a job's Ray processes (raylet, GCS, workers) are not this process's children, so rusage misses them."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+    except OSError:
+        return float("nan")
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields)
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(fn, *args):
+    """(fn(*args), the machine's CPU-seconds meanwhile)."""
+    c = machine_cpu_s()
+    out = fn(*args)
+    return out, machine_cpu_s() - c
+
+
+def decode_floor(inputs: list[Path]) -> float:
+    """Seconds for ffmpeg to decode every input (one process each, decode only)."""
+    return sum(best_of(1, lambda p=p: ffmpeg_decode(p)) for p in inputs)
+
+
 def encode_floor(clips: list[dict], cfg) -> float:
     """Seconds for ffmpeg to cut and encode every kept clip with the job's libx264 settings (one process each,
     an input seek and an exact start, as the job does); a clip ffmpeg cannot cut is printed and left out."""
@@ -162,25 +190,60 @@ def _last_error(stderr: str) -> str:
     return (lines or ["?"])[-1][:120]
 
 
+def copied_corpus(files: list[Path], copies: int) -> list[Path]:
+    """`copies` hard links of each file under names of their own: a corpus `copies` times as long with the same
+    footage, whose every video the job processes in full (distinct URIs give distinct video ids; dropping
+    duplicates is the separate `curate dedup` step)."""
+    out = OUT / f"corpus_x{copies}"
+    links = []
+    for k in range(copies):
+        for f in files:
+            link = out / f"{k}_{f.name}"
+            if not link.exists():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(f, link)
+                except OSError:  # another filesystem
+                    shutil.copyfile(f, link)
+            links.append(link)
+    return links
+
+
+def marginal(totals: dict[tuple[str, str], tuple[float, float, float, float]]) -> None:
+    """What the extra videos of a longer corpus cost against their floor: a job's fixed costs (Ray's start, the
+    workers' imports and model loads) cancel out, leaving the per-video rate a large corpus runs at."""
+    names = list(dict.fromkeys(n for n, _ in totals))
+    if len(names) < 2 or not names[0].startswith("real corpus") or not names[1].startswith("real corpus"):
+        return
+    print(f"\nmarginal cost of {names[1]} over {names[0]} (job s and CPU-s against the floor's):")
+    for mode in ("reencode", "copy"):
+        (w1, f1, c1, fc1), (w2, f2, c2, fc2) = totals[names[0], mode], totals[names[1], mode]
+        print(f"  {mode:8} job +{w2 - w1:.1f} s against floor +{f2 - f1:.1f} s: {(w2 - w1) / (f2 - f1):.2f}x;"
+              f" CPU +{c2 - c1:.0f} against +{fc2 - fc1:.0f} CPU-s: {(c2 - c1) / (fc2 - fc1):.2f}x")
+
+
 def job(corpora: dict[str, list[Path]], gpu: bool, scorers: bool = True) -> None:
     print("\n2. whole job, captions off (tiny profile; a fresh local Ray each; the floor measured in this run"
           f"{'; NVDEC and NVENC' if gpu else ''}{'' if scorers else '; every scorer off'})")
     print(f"{'corpus':16} {'mode':8} {'videos':>6} {'failed':>6} {'clips':>5} {'job s':>7} {'decode s':>9}"
-          f" {'encode s':>9} {'floor s':>8} {'x floor':>8}  where the job's time went")
-    peaks = {}
+          f" {'encode s':>9} {'floor s':>8} {'x floor':>8} {'CPU-s job/floor':>15}  where the job's time went")
+    peaks, totals = {}, {}
     for name, inputs in corpora.items():
-        decode = sum(best_of(1, lambda p=p: ffmpeg_decode(p)) for p in inputs)
+        decode, decode_cpu = with_cpu(decode_floor, inputs)
         for mode in ("reencode", "copy"):
-            summary, wall, peak, clips = run_job(name, inputs, mode, gpu, scorers)
-            enc = encode_floor(clips, job_config(mode)) if mode == "reencode" else 0.0
+            (summary, wall, peak, clips), job_cpu = with_cpu(run_job, name, inputs, mode, gpu, scorers)
+            enc, enc_cpu = with_cpu(encode_floor, clips, job_config(mode)) if mode == "reencode" else (0.0, 0.0)
             floor = decode + enc
+            cpu = f"{job_cpu:.0f}/{decode_cpu + enc_cpu:.0f}"
             t = summary.timings
             busy = ", ".join(f"{k} {v:.1f}" for k, v in summary.stage_busy_s.items())
             print(f"{name:16} {mode:8} {len(inputs):6d} {summary.videos_failed:6d} {summary.clips:5d} {wall:7.1f}"
-                  f" {decode:9.1f} {enc:9.1f} {floor:8.1f} {wall / floor:8.2f}  Ray start "
+                  f" {decode:9.1f} {enc:9.1f} {floor:8.1f} {wall / floor:8.2f} {cpu:>15}  Ray start "
                   f"{t.get('ray_start_s', 0):.1f}, execute {t.get('execute_s', 0):.1f} (busy: {busy}), commits "
                   f"{t.get('commit_s', 0):.2f}, closing {t.get('finish_s', 0):.1f}", flush=True)
             peaks[f"{name} {mode}"] = peak
+            totals[name, mode] = (wall, floor, job_cpu, decode_cpu + enc_cpu)
+    marginal(totals)
     kinds = sorted({k for p in peaks.values() for k in p if "Stage" in k or k == "IDLE"})  # not Ray's own actors
     print("\npeak RSS per kind of worker, MiB (the highest among the workers that peaked running it; IDLE: a task"
           " worker whose peak came between tasks):")
@@ -200,6 +263,8 @@ def main() -> int:
     ap.add_argument("--no-scorers", action="store_true",
                     help="jobs with every scorer off: the pipeline's own share of the job, apart from the scorers'")
     ap.add_argument("--corpus-only", action="store_true", help="jobs on the real corpus only, not the long files")
+    ap.add_argument("--copies", type=int, default=1,
+                    help="also a job on K copies of the real corpus, and the marginal cost of the extra videos")
     args = ap.parse_args()
     if shutil.which("ffmpeg") is None:
         print("ffmpeg not found: `make bench` installs it (apt-get install ffmpeg)", file=sys.stderr)
@@ -212,7 +277,8 @@ def main() -> int:
         analysis(longs, args.repeat, args.gpu)
     if not args.skip_job:
         longs_jobs = {} if args.corpus_only else {p.stem: [p] for p, _ in longs}
-        job({"real corpus": real_corpus(), **longs_jobs}, args.gpu, scorers=not args.no_scorers)
+        copies = {f"real corpus x{args.copies}": copied_corpus(real_corpus(), args.copies)} if args.copies > 1 else {}
+        job({"real corpus": real_corpus(), **copies, **longs_jobs}, args.gpu, scorers=not args.no_scorers)
     return 0
 
 
