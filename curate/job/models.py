@@ -28,7 +28,7 @@ def preflight(cfg: Config) -> None:
 
         load_package()
     if cfg.scoring.aesthetic.enabled:
-        from filters.aesthetic import preflight, spec_from_config
+        from filters.aesthetic_spec import preflight, spec_from_config
 
         preflight(spec_from_config(cfg.scoring.aesthetic, cfg.profile))
     if cfg.scoring.ocr.enabled or cfg.scoring.safety.enabled:
