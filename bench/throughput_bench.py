@@ -209,20 +209,20 @@ def copied_corpus(files: list[Path], copies: int) -> list[Path]:
     return links
 
 
-def marginal(totals: dict[tuple[str, str], tuple[float, float, float, float]]) -> None:
-    """What the extra videos of a longer corpus cost against their floor: a job's fixed costs (Ray's start, the
-    workers' imports and model loads) cancel out, leaving the per-video rate a large corpus runs at."""
-    names = list(dict.fromkeys(n for n, _ in totals))
-    if len(names) < 2 or not names[0].startswith("real corpus") or not names[1].startswith("real corpus"):
-        return
-    print(f"\nmarginal cost of {names[1]} over {names[0]} (job s and CPU-s against the floor's):")
+def marginal(totals: dict[tuple[str, str], tuple[float, float, float, float]], base: str, more: str) -> None:
+    """What the extra videos of corpus `more` cost over corpus `base`, against their floor: a job's fixed costs
+    (Ray's start, the workers' imports and model loads) cancel out, leaving the per-video rate a large corpus runs
+    at."""
+    print(f"\nmarginal cost of {more} over {base} (job s and CPU-s against the floor's):")
     for mode in ("reencode", "copy"):
-        (w1, f1, c1, fc1), (w2, f2, c2, fc2) = totals[names[0], mode], totals[names[1], mode]
+        (w1, f1, c1, fc1), (w2, f2, c2, fc2) = totals[base, mode], totals[more, mode]
         print(f"  {mode:8} job +{w2 - w1:.1f} s against floor +{f2 - f1:.1f} s: {(w2 - w1) / (f2 - f1):.2f}x;"
               f" CPU +{c2 - c1:.0f} against +{fc2 - fc1:.0f} CPU-s: {(c2 - c1) / (fc2 - fc1):.2f}x")
 
 
-def job(corpora: dict[str, list[Path]], gpu: bool, scorers: bool = True) -> None:
+def job(corpora: dict[str, list[Path]], gpu: bool, scorers: bool = True,
+        compare: tuple[str, str] | None = None) -> None:
+    """Each corpus's jobs against their floor; `compare` (base, more): the marginal cost of one over the other."""
     print("\n2. whole job, captions off (tiny profile; a fresh local Ray each; the floor measured in this run"
           f"{'; NVDEC and NVENC' if gpu else ''}{'' if scorers else '; every scorer off'})")
     print(f"{'corpus':16} {'mode':8} {'videos':>6} {'failed':>6} {'clips':>5} {'job s':>7} {'decode s':>9}"
@@ -243,7 +243,8 @@ def job(corpora: dict[str, list[Path]], gpu: bool, scorers: bool = True) -> None
                   f"{t.get('commit_s', 0):.2f}, closing {t.get('finish_s', 0):.1f}", flush=True)
             peaks[f"{name} {mode}"] = peak
             totals[name, mode] = (wall, floor, job_cpu, decode_cpu + enc_cpu)
-    marginal(totals)
+    if compare:
+        marginal(totals, *compare)
     kinds = sorted({k for p in peaks.values() for k in p if "Stage" in k or k == "IDLE"})  # not Ray's own actors
     print("\npeak RSS per kind of worker, MiB (the highest among the workers that peaked running it; IDLE: a task"
           " worker whose peak came between tasks):")
@@ -278,7 +279,8 @@ def main() -> int:
     if not args.skip_job:
         longs_jobs = {} if args.corpus_only else {p.stem: [p] for p, _ in longs}
         copies = {f"real corpus x{args.copies}": copied_corpus(real_corpus(), args.copies)} if args.copies > 1 else {}
-        job({"real corpus": real_corpus(), **copies, **longs_jobs}, args.gpu, scorers=not args.no_scorers)
+        job({"real corpus": real_corpus(), **copies, **longs_jobs}, args.gpu, scorers=not args.no_scorers,
+            compare=("real corpus", *copies) if copies else None)
     return 0
 
 
