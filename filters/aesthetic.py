@@ -11,8 +11,6 @@ head of the same architecture and matching width: offline, fast, and marked as s
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 from torch import nn
@@ -82,7 +80,7 @@ def load_clip(spec: AestheticSpec, device: str = "cpu"):
         model, _, preprocess = open_clip.create_model_and_transforms(TINY_MODEL, pretrained=None, device=device)
         return model.eval(), preprocess
     pretrained = spec.clip_pretrained
-    if os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".pth", ".safetensors")):
+    if spec.clip_is_file:
         pretrained = str(resolve_weight(pretrained, what="open_clip checkpoint",
                                         how="set aesthetic.clip_pretrained to an existing file"))
     try:

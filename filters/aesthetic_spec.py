@@ -30,6 +30,12 @@ class AestheticSpec:
     tiny: bool = False
 
     @property
+    def clip_is_file(self) -> bool:
+        """`clip_pretrained` names a local checkpoint (a path, or a weights file's name), not an open_clip tag."""
+        p = self.clip_pretrained
+        return os.sep in p or p.endswith((".bin", ".pt", ".pth", ".safetensors"))
+
+    @property
     def name(self) -> str:
         if self.tiny:
             return f"{TINY_MODEL}+random-{self.head}-head (tiny profile)"
@@ -81,7 +87,7 @@ def preflight(spec: AestheticSpec) -> None:
     resolve_weight(spec.head_path, what=f"aesthetic head weights ({spec.head})",
                    how="set scoring.aesthetic.head_path to the head's .pth file, or run with --profile tiny")
     pretrained = spec.clip_pretrained
-    if os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".pth", ".safetensors")):
+    if spec.clip_is_file:
         resolve_weight(pretrained, what="open_clip checkpoint",
                        how="set scoring.aesthetic.clip_pretrained to an existing file")
         return
